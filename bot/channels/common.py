@@ -1,0 +1,310 @@
+"""What the widget and REST channels share.
+
+* :func:`read_json_object` reads a request body that must be a JSON object, and turns every way
+  it can be wrong into a :class:`BadRequestBody` (answered as ``400 {"error": ...}``) instead of
+  an exception that would become a 500.
+* :func:`domain_response_text` fetches one of the running assistant's responses by name, so the
+  sentences a patient reads are all in ``domain.yml``, none in this code.
+* :func:`process_user_message` runs a cleaned message through Rasa and guarantees an answer: an
+  empty message gets ``utter_empty_message`` without bothering Rasa, and *any* failure inside Rasa
+  (action server down, tracker store down ...) is logged and answered with
+  ``utter_technical_problem``.
+
+Logging rule for this package: never log what a user wrote or any slot value. Log a short
+prefix of the sender id and the type of an error, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.nlg.interpolator import interpolate_text
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.text import clean_user_text
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+"""Largest request body read. Generous: a 2,000-character emoji message is ~25 kB as JSON."""
+
+RESPONSE_TECHNICAL_PROBLEM = "utter_technical_problem"
+RESPONSE_EMPTY_MESSAGE = "utter_empty_message"
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+_NO_STORE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+class BadRequestBody(ValueError):
+    """The request body is not what the endpoint accepts; answered with HTTP 400.
+
+    Attributes:
+        status: The HTTP status to answer with.
+        message: A short, developer-facing explanation (never contains the body).
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        """Create the error.
+
+        Args:
+            message: What is wrong with the body, for the ``error`` field of the answer.
+            status: The HTTP status to answer with.
+        """
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def json_response(body: Any, status: int = 200) -> HTTPResponse:
+    """A JSON answer that no browser or proxy caches (replies can contain patient data).
+
+    Args:
+        body: The JSON-serialisable body.
+        status: The HTTP status.
+
+    Returns:
+        The response.
+    """
+    return response.json(body, status=status, headers=dict(_NO_STORE_HEADERS), dumps=json.dumps)
+
+
+def error_response(message: str, status: int = 400) -> HTTPResponse:
+    """The ``{"error": message}`` answer used for every rejected request.
+
+    Args:
+        message: A short, developer-facing explanation.
+        status: The HTTP status (4xx).
+
+    Returns:
+        The response.
+    """
+    return json_response({"error": message}, status=status)
+
+
+def parse_json_object(body: bytes | None) -> dict[str, Any]:
+    """Parse a request body that must be a UTF-8 JSON object.
+
+    Args:
+        body: The raw body.
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        BadRequestBody: The body is missing, too large, not UTF-8, not JSON, or not an object.
+    """
+    if not body:
+        raise BadRequestBody("The request body must be a JSON object.")
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequestBody("The request body is too large.", status=413)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestBody("The request body is not valid UTF-8.") from None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequestBody("The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequestBody("The request body must be a JSON object.")
+    return value
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """Read a request's body as a JSON object, whatever its ``Content-Type`` says.
+
+    The content type is ignored on purpose: the widget posts JSON as ``text/plain`` so that the
+    browser sends a "simple" cross-origin request without a CORS preflight.
+
+    Args:
+        request: The incoming request.
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        BadRequestBody: See :func:`parse_json_object`.
+    """
+    return parse_json_object(request.body)
+
+
+def optional_string(body: Mapping[str, Any], key: str) -> str | None:
+    """Return ``body[key]`` if it is a string, ``None`` if it is missing or null.
+
+    Args:
+        body: The parsed JSON object.
+        key: The field name.
+
+    Returns:
+        The value, or ``None``.
+
+    Raises:
+        BadRequestBody: The field is present with a type other than string.
+    """
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequestBody(f"'{key}' must be a string.")
+    return value
+
+
+def required_string(body: Mapping[str, Any], key: str) -> str:
+    """Return ``body[key]``, which must be a string.
+
+    Args:
+        body: The parsed JSON object.
+        key: The field name.
+
+    Returns:
+        The value (possibly empty).
+
+    Raises:
+        BadRequestBody: The field is missing or not a string.
+    """
+    value = optional_string(body, key)
+    if value is None:
+        raise BadRequestBody(f"'{key}' is required.")
+    return value
+
+
+def sender_prefix(sender_id: str | None) -> str:
+    """A short prefix of a sender id, for logs (enough to correlate, not to hijack).
+
+    Args:
+        sender_id: The conversation's sender id.
+
+    Returns:
+        The first 12 characters followed by an ellipsis.
+    """
+    return f"{(sender_id or '')[:12]}…"
+
+
+def _response_vars() -> dict[str, str]:
+    """The clinic's template values; empty (logged) if the clinic configuration is broken."""
+    # Imported here so importing this module does not pull in the settings machinery.
+    from bot.clinic import get_clinic
+
+    try:
+        return get_clinic().response_vars()
+    except Exception as error:
+        logger.error("Clinic configuration unavailable for responses: %s", type(error).__name__)
+        return {}
+
+
+def domain_response_text(request: Request, name: str) -> str | None:
+    """The text of one of the running assistant's responses, with the clinic's values filled in.
+
+    Reads the first variation of ``name`` from ``request.app.ctx.agent.domain.responses`` and
+    interpolates it with :meth:`bot.clinic.Clinic.response_vars`.
+
+    Args:
+        request: The incoming request (its app holds the agent).
+        name: The response name, e.g. ``utter_technical_problem``.
+
+    Returns:
+        The text, or ``None`` (logged) if no model is loaded or the domain lacks the response.
+    """
+    try:
+        variations = request.app.ctx.agent.domain.responses[name]
+        text = variations[0]["text"]
+    except Exception as error:
+        logger.error("Domain response %s unavailable: %s", name, type(error).__name__)
+        return None
+    if not isinstance(text, str) or not text:
+        logger.error("Domain response %s has no text in its first variation", name)
+        return None
+    return interpolate_text(text, _response_vars())
+
+
+@dataclass
+class ProcessResult:
+    """The outcome of handing one message to Rasa.
+
+    Attributes:
+        messages: The bot's messages, as collected by ``CollectingOutputChannel`` (dicts with
+            ``recipient_id``, ``text``, ``buttons`` ...).
+        failed: Whether Rasa raised while processing; ``messages`` then ends with
+            ``utter_technical_problem`` if the domain has it.
+        empty: Whether the message was empty after cleaning and so never reached Rasa.
+    """
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    failed: bool = False
+    empty: bool = False
+
+
+def _text_message(sender_id: str, text: str | None) -> list[dict[str, Any]]:
+    return [] if text is None else [{"recipient_id": sender_id, "text": text}]
+
+
+def _failure_location(error: BaseException) -> str:
+    """``file:line in function`` of the innermost frame: code locations only, never values."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown location"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}"
+
+
+async def process_user_message(
+    request: Request,
+    on_new_message: OnNewMessage,
+    *,
+    raw_text: str,
+    sender_id: str,
+    input_channel: str,
+    metadata: dict[str, Any] | None = None,
+) -> ProcessResult:
+    """Clean a message, hand it to Rasa, and always come back with something to say.
+
+    Args:
+        request: The incoming request (used to look up domain responses).
+        on_new_message: The callback Rasa gave the channel's blueprint.
+        raw_text: The message as received.
+        sender_id: The conversation's sender id (already validated).
+        input_channel: The channel name stored on the ``UserMessage``.
+        metadata: Optional metadata for the ``UserMessage``.
+
+    Returns:
+        The bot's messages and what happened.
+    """
+    text = clean_user_text(raw_text)
+    if not text:
+        return ProcessResult(
+            messages=_text_message(
+                sender_id, domain_response_text(request, RESPONSE_EMPTY_MESSAGE)
+            ),
+            empty=True,
+        )
+    collector = CollectingOutputChannel()
+    message = UserMessage(
+        text, collector, sender_id, input_channel=input_channel, metadata=metadata
+    )
+    try:
+        await on_new_message(message)
+    except Exception as error:
+        # The exception's message may quote the tracker (user text, slot values): log its type
+        # and where it was raised, never its text or its traceback's values.
+        logger.error(
+            "Processing a %s message for sender %s failed: %s at %s",
+            input_channel,
+            sender_prefix(sender_id),
+            type(error).__name__,
+            _failure_location(error),
+        )
+        return ProcessResult(
+            messages=list(collector.messages)
+            + _text_message(sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
+            failed=True,
+        )
+    return ProcessResult(messages=list(collector.messages))

@@ -1,0 +1,239 @@
+"""The application database: people, conversations, answers, consents and handoffs.
+
+Alembic migrations in ``bot/db/migrations`` are the only way this schema changes; these models
+describe it for the service layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+from bot.db.crypto import EncryptedJSON, EncryptedText
+
+# Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Base: Any = declarative_base(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class PersonKind(str, enum.Enum):
+    """Whether a person is considering treatment or already a patient."""
+
+    PROSPECT = "prospect"
+    PATIENT = "patient"
+
+
+class Channel(str, enum.Enum):
+    """Where a conversation takes place."""
+
+    WIDGET = "widget"
+    REST = "rest"
+    SMS = "sms"
+
+
+class ConsentKind(str, enum.Enum):
+    """What a person agreed, or declined, to."""
+
+    CONTACT = "contact"
+    SMS = "sms"
+
+
+class HandoffPriority(str, enum.Enum):
+    """Routing priority for staff. Never shown to the patient."""
+
+    URGENT = "urgent"
+    SOON = "soon"
+    ROUTINE = "routine"
+
+
+class HandoffStatus(str, enum.Enum):
+    """Where a handoff is in the staff queue."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+class HandoffReason(str, enum.Enum):
+    """Why the assistant handed a conversation to staff."""
+
+    INTAKE_SUBMITTED = "intake_submitted"
+    HUMAN_REQUESTED = "human_requested"
+    CLINICAL_QUESTION = "clinical_question"
+    COST_QUESTION = "cost_question"
+    NLU_FALLBACK = "nlu_fallback"
+    CRISIS = "crisis"
+
+
+class IntakeStatus(str, enum.Enum):
+    """Progress of a website intake."""
+
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+
+
+def _enum(kind: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings (no native ENUM type), so adding a value is a data change only.
+    return Enum(kind, name=name, native_enum=False, length=32,
+                values_callable=lambda members: [m.value for m in members])
+
+
+class Person(Base):
+    """A prospective or existing patient.
+
+    Contact details are encrypted; their blind indexes allow lookups by phone or email.
+    """
+
+    __tablename__ = "people"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(_enum(PersonKind, "person_kind"), nullable=False)
+    first_name = Column(EncryptedText)
+    phone = Column(EncryptedText)
+    phone_index = Column(String(64), index=True)
+    email = Column(EncryptedText)
+    email_index = Column(String(64), index=True)
+    us_state = Column(String(2))
+    created_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+    conversations = relationship("Conversation", back_populates="person")
+
+
+class Conversation(Base):
+    """One Rasa conversation, keyed by its (unguessable) sender id."""
+
+    __tablename__ = "conversations"
+
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, unique=True)
+    channel = Column(_enum(Channel, "channel"), nullable=False)
+    person_id = Column(ForeignKey("people.id"), index=True)
+    intake_status = Column(
+        _enum(IntakeStatus, "intake_status")
+    )
+    started_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    last_activity_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    intake_submitted_at = Column(DateTime(timezone=True))
+
+    person = relationship("Person", back_populates="conversations")
+    answers = relationship("Answer", back_populates="conversation", order_by="Answer.id")
+    handoffs = relationship("Handoff", back_populates="conversation")
+
+
+class Answer(Base):
+    """One answer, stored the moment it was given. Corrections add rows; nothing is overwritten."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_conversation_question", "conversation_id", "question_key"),)
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(ForeignKey("conversations.id"), nullable=False)
+    form = Column(String(32), nullable=False)
+    question_key = Column(String(64), nullable=False)
+    value = Column(EncryptedJSON, nullable=False)
+    channel = Column(_enum(Channel, "channel"), nullable=False)
+    created_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+    conversation = relationship("Conversation", back_populates="answers")
+
+
+class ConsentRecord(Base):
+    """A consent given or declined, with the exact wording version that was shown."""
+
+    __tablename__ = "consent_records"
+
+    id = Column(Integer, primary_key=True)
+    person_id = Column(ForeignKey("people.id"), index=True)
+    conversation_id = Column(ForeignKey("conversations.id"), index=True)
+    kind = Column(_enum(ConsentKind, "consent_kind"), nullable=False)
+    granted = Column(Boolean, nullable=False)
+    text_version = Column(String(64), nullable=False)
+    text_sha256 = Column(String(64), nullable=False)
+    channel = Column(_enum(Channel, "channel"), nullable=False)
+    created_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+
+class Handoff(Base):
+    """A conversation handed to the care team, with a structured summary for staff."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status_priority", "status", "priority", "created_at"),)
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(
+        ForeignKey("conversations.id"), nullable=False, index=True
+    )
+    person_id = Column(ForeignKey("people.id"), index=True)
+    reason = Column(
+        _enum(HandoffReason, "handoff_reason"), nullable=False
+    )
+    priority = Column(
+        _enum(HandoffPriority, "handoff_priority"), nullable=False
+    )
+    status = Column(
+        _enum(HandoffStatus, "handoff_status"), nullable=False, default=HandoffStatus.OPEN
+    )
+    summary = Column(EncryptedJSON, nullable=False)
+    created_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    updated_at = Column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )
+    resolved_at = Column(DateTime(timezone=True))
+
+    conversation = relationship("Conversation", back_populates="handoffs")
+
+
+__all__ = [
+    "Answer",
+    "Base",
+    "Channel",
+    "ConsentKind",
+    "ConsentRecord",
+    "Conversation",
+    "Handoff",
+    "HandoffPriority",
+    "HandoffReason",
+    "HandoffStatus",
+    "IntakeStatus",
+    "Person",
+    "PersonKind",
+    "utcnow",
+]

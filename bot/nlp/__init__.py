@@ -1,0 +1,1 @@
+"""The project's own spaCy pipeline: lookup lemmatizer plus entity patterns from data/spacy."""

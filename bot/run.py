@@ -1,0 +1,172 @@
+"""Run the whole product locally: action server, Rasa server and the demo clinic page.
+
+``make run`` calls ``bot run``. Each part is a child process; Ctrl-C (or any part exiting)
+stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.settings import PROJECT_ROOT, get_settings, load_settings
+
+MODEL_PATH = PROJECT_ROOT / "models" / "intake.tar.gz"
+ACTION_PORT = 5055
+RASA_PORT = 5005
+DEMO_PORT = 8000
+
+
+@dataclass
+class Stack:
+    """The running child processes, started by :func:`start_stack`."""
+
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    rasa_url: str = ""
+    action_url: str = ""
+    demo_url: str = ""
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop every process, politely first."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def wait_until_up(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not come up within {timeout:.0f}s")
+
+
+def start_stack(
+    *,
+    env: dict[str, str] | None = None,
+    action_port: int = ACTION_PORT,
+    rasa_port: int = RASA_PORT,
+    demo_port: int | None = DEMO_PORT,
+    endpoints: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 180,
+) -> Stack:
+    """Start the action server, the Rasa server and (optionally) the demo page.
+
+    Args:
+        env: Environment for the children (defaults to this process's).
+        action_port: Port of the action server.
+        rasa_port: Port of the Rasa server.
+        demo_port: Port of the demo page, or ``None`` for no demo page.
+        endpoints: The endpoints file for Rasa (``endpoints.yml`` by default, which takes the
+            action server's URL and the tracker database from the environment).
+        log_dir: Where each child's output goes (inherited stdout when ``None``).
+        timeout: Seconds to wait for everything to answer.
+
+    Returns:
+        The running stack. Call :meth:`Stack.stop` when done.
+    """
+    if not MODEL_PATH.exists():
+        raise FileNotFoundError(f"{MODEL_PATH} is missing: run `make setup` first")
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    child_env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    child_env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    child_env["BOT_ACTION_SERVER_URL"] = f"http://localhost:{action_port}/webhook"
+    settings = load_settings(child_env)
+    child_env.setdefault("BOT_TRACKER_DB", str(settings.data_dir / "tracker.db"))
+    origins = " ".join(settings.widget_allowed_origins)
+    if demo_port is not None:
+        origins = f"{origins} http://localhost:{demo_port} http://127.0.0.1:{demo_port}"
+    endpoints_file = endpoints or PROJECT_ROOT / "endpoints.yml"
+
+    commands: dict[str, list[str]] = {
+        "actions": [_bin("rasa"), "run", "actions", "--port", str(action_port),
+                    "--actions", "actions"],
+        "rasa": [_bin("rasa"), "run", "--model", str(MODEL_PATH),
+                 "--endpoints", str(endpoints_file),
+                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+                 "--port", str(rasa_port), "--interface", "127.0.0.1",
+                 "--cors", *origins.split()],
+    }
+    if demo_port is not None:
+        commands["demo"] = [sys.executable, "-m", "bot.web.demo", "--port", str(demo_port),
+                            "--widget-src",
+                            f"http://localhost:{rasa_port}/webhooks/widget/widget.js"]
+    stack = Stack(
+        rasa_url=f"http://localhost:{rasa_port}",
+        action_url=f"http://localhost:{action_port}",
+        demo_url=f"http://localhost:{demo_port}" if demo_port is not None else "",
+    )
+    try:
+        for name, command in commands.items():
+            output = None
+            if log_dir is not None:
+                log_dir.mkdir(parents=True, exist_ok=True)
+                output = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+            stack.processes[name] = subprocess.Popen(  # noqa: S603 (fixed argv)
+                command, cwd=PROJECT_ROOT, env=child_env, stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
+        wait_until_up(f"{stack.action_url}/health", timeout, stack.processes["actions"])
+        wait_until_up(f"{stack.rasa_url}/webhooks/rest/", timeout, stack.processes["rasa"])
+        if demo_port is not None:
+            wait_until_up(stack.demo_url + "/", timeout, stack.processes["demo"])
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def run_all(with_demo: bool = True) -> int:
+    """Start everything, print the URLs, and wait for Ctrl-C."""
+    print("Starting the action server and Rasa (loading the model takes a little while)...")
+    stack = start_stack(demo_port=DEMO_PORT if with_demo else None)
+    print()
+    print("The assistant is running:")
+    if with_demo:
+        print(f"  Demo clinic page with the chat widget:  {stack.demo_url}/")
+    print(f"  REST channel:    {stack.rasa_url}/webhooks/rest/webhook")
+    print(f"  Widget channel:  {stack.rasa_url}/webhooks/widget/")
+    print(f"  Action server:   {stack.action_url}/health")
+    print(f"  Database:        {get_settings().database_url}")
+    print("  Staff look-ups:  .venv/bin/bot handoffs list   |   .venv/bin/bot intake list")
+    print("Press Ctrl-C to stop.")
+    try:
+        while all(process.poll() is None for process in stack.processes.values()):
+            time.sleep(0.5)
+        failed = [name for name, p in stack.processes.items() if p.poll() is not None]
+        print(f"Stopped because {', '.join(failed)} exited.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping...")
+        return 0
+    finally:
+        stack.stop()
