@@ -51,7 +51,7 @@ run: setup
 chromium:
 	@scripts/ensure-chromium.sh
 
-test: setup chromium
+test: setup chromium lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory test-rasa
 

@@ -4,7 +4,7 @@ assistant cannot understand."""
 from __future__ import annotations
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -89,7 +89,12 @@ class ActionCostQuestion(Action):
 
 
 class ActionNluFallback(Action):
-    """Low NLU confidence: ask once to rephrase, and offer a person the second time."""
+    """Low NLU confidence: ask once to rephrase, and offer a person the second time.
+
+    Also Rasa's core fallback (``core_fallback_action_name``). Like Rasa's default fallback it
+    reverts the message it could not handle, so the dialogue state is as it was before it and
+    the policies go back to listening instead of predicting the fallback again.
+    """
 
     def name(self) -> str:
         """The action's name."""
@@ -100,20 +105,23 @@ class ActionNluFallback(Action):
         """Ask to rephrase, or offer a person if this is the second miss in a row."""
         if self._previous_turn_was_fallback(tracker):
             dispatcher.utter_message(response="utter_offer_person")
-            return [SlotSet(names.SLOT_OFFERED_PERSON, True)]
+            # The slot is set after the revert, so the revert does not undo it.
+            return [UserUtteranceReverted(), SlotSet(names.SLOT_OFFERED_PERSON, True)]
         dispatcher.utter_message(response="utter_rephrase")
-        return []
+        return [UserUtteranceReverted()]
 
     @staticmethod
     def _previous_turn_was_fallback(tracker: Tracker) -> bool:
-        # Walk back past the current user message to the bot's previous action.
+        # Walk back past the current user message to the assistant's previous action,
+        # ignoring listening, reverts and the bot's own messages.
         seen_current_user_message = False
         for event in reversed(tracker.events):
-            if event.get("event") == "user":
+            kind = event.get("event")
+            if kind == "user":
                 if seen_current_user_message:
                     return False
                 seen_current_user_message = True
-            elif (seen_current_user_message and event.get("event") == "action"
+            elif (seen_current_user_message and kind == "action"
                   and event.get("name") not in ("action_listen", None)):
                 return event.get("name") == "action_nlu_fallback"
         return False

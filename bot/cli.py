@@ -41,8 +41,9 @@ def _intake_list(_args: argparse.Namespace) -> int:
         print(f"{len(rows)} intake(s) started but not submitted")
         for conversation in rows:
             answered = len(intake.latest_answers(session, conversation.sender_id))
+            last = f"{conversation.last_activity_at:%Y-%m-%d %H:%M}"
             print(f"  conversation {conversation.id}  {conversation.channel.value:<6} "
-                  f"{answered:>2} answers  last active {conversation.last_activity_at:%Y-%m-%d %H:%M}")
+                  f"{answered:>2} answers  last active {last}")
     return 0
 
 

@@ -52,6 +52,10 @@ _SKIP = {"skip", "skip it", "skip this", "pass", "next", "rather not", "i'd rath
 _UNSURE = ("not sure", "unsure", "don't know", "dont know", "do not know", "maybe", "idk",
            "no idea", "perhaps", "can't remember", "cant remember")
 
+_SKIP_PREFIXES = ("skip", "pass on", "i'd rather not", "id rather not", "i would rather not",
+                  "rather not", "prefer not", "i prefer not", "i'd prefer not", "no comment",
+                  "next question", "i don't want to answer", "i dont want to answer")
+
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _WORD_RE = re.compile(r"[a-z']+|\d+")
 
@@ -163,4 +167,4 @@ def parse_yes_no(text: str) -> bool | None:
 def is_skip(text: str) -> bool:
     """Whether the person asked to skip the question."""
     folded = _fold(text)
-    return folded in _SKIP or folded.startswith("skip")
+    return folded in _SKIP or folded.startswith(_SKIP_PREFIXES)

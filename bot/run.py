@@ -32,6 +32,7 @@ class Stack:
     rasa_url: str = ""
     action_url: str = ""
     demo_url: str = ""
+    log_dir: Path | None = None
 
     def stop(self, timeout: float = 15) -> None:
         """Stop every process, politely first."""
@@ -124,6 +125,7 @@ def start_stack(
         rasa_url=f"http://localhost:{rasa_port}",
         action_url=f"http://localhost:{action_port}",
         demo_url=f"http://localhost:{demo_port}" if demo_port is not None else "",
+        log_dir=log_dir,
     )
     try:
         for name, command in commands.items():

@@ -40,6 +40,9 @@ from bot.db import migrate  # noqa: E402
 from bot.db.session import get_engine, make_engine  # noqa: E402
 from bot.settings import PROJECT_ROOT, get_settings  # noqa: E402
 
+# The running product (action server, Rasa, demo page), shared by the stack and browser tests.
+pytest_plugins = ["tests.stack.fixtures"]
+
 POSTGRES_URL = os.environ.get("BOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("BOT_REQUIRE_POSTGRES") == "1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
 
 from actions import names
 from actions.handoff import (
@@ -92,6 +92,9 @@ def _events(*actions: str) -> list[dict]:
     for action in actions:
         events.append({"event": "user", "text": "???", "parse_data": {}})
         events.append({"event": "action", "name": action})
+        events.append({"event": "bot", "text": "..."})
+        if action == "action_nlu_fallback":
+            events.append({"event": "rewind"})
         events.append({"event": "action", "name": "action_listen"})
     events.append({"event": "user", "text": "???", "parse_data": {}})
     return events
@@ -100,11 +103,11 @@ def _events(*actions: str) -> list[dict]:
 @pytest.mark.parametrize(
     ("history", "response", "events"),
     [
-        ((), "utter_rephrase", []),
-        (("utter_greet",), "utter_rephrase", []),
+        ((), "utter_rephrase", [UserUtteranceReverted()]),
+        (("utter_greet",), "utter_rephrase", [UserUtteranceReverted()]),
         (("action_nlu_fallback",), "utter_offer_person",
-         [SlotSet(names.SLOT_OFFERED_PERSON, True)]),
-        (("action_nlu_fallback", "utter_greet"), "utter_rephrase", []),
+         [UserUtteranceReverted(), SlotSet(names.SLOT_OFFERED_PERSON, True)]),
+        (("action_nlu_fallback", "utter_greet"), "utter_rephrase", [UserUtteranceReverted()]),
     ],
 )
 async def test_fallback_rephrases_once_then_offers_a_person(

@@ -135,6 +135,21 @@ async def test_phone_can_be_skipped_and_then_email_is_required(make_tracker, dis
     assert responses(dispatcher) == ["utter_need_a_contact"]
 
 
+@pytest.mark.parametrize("name", ["Sam", "Skip", "Pat"])
+async def test_a_short_name_heard_as_skip_is_still_a_name(make_tracker, dispatcher, domain, name):
+    tracker = form_tracker(make_tracker, "first_name", name, intent="skip")
+    events = await run_form(tracker, dispatcher, domain)
+    expected = None if name == "Skip" else name
+    assert events[0] == SlotSet("first_name", expected)
+
+
+async def test_a_longer_skip_phrasing_is_trusted(make_tracker, dispatcher, domain):
+    tracker = form_tracker(make_tracker, "contact_time", "not something I want to say",
+                           intent="skip")
+    events = await run_form(tracker, dispatcher, domain)
+    assert events[0] == SlotSet("contact_time", SKIPPED)
+
+
 async def test_first_name_cannot_be_skipped(make_tracker, dispatcher, domain):
     tracker = form_tracker(make_tracker, "first_name", "skip", intent="skip")
     events = await run_form(tracker, dispatcher, domain)
@@ -212,7 +227,7 @@ async def test_summary_shows_every_answer_with_words_from_the_domain(
          {"email": None}),
         ("change 2", "correct_answer", [], {"phone": None, "consent_sms": None}),
         ("no, the ketamine part is wrong", "deny",
-         [{"entity": "intake_field", "value": "ketamine"}],
+         [{"entity": "treatment", "value": "ketamine"}],
          {"prior_ketamine": None, "prior_ketamine_when": None,
           "prior_ketamine_infusions": None}),
     ],
@@ -305,3 +320,73 @@ def test_opening_hours_reply(when, response, opening):
 )
 def test_clean_first_name(text, name):
     assert clean_first_name(text) == name
+
+
+def interrupted_tracker(make_tracker, requested, text, intent, entities=None, slots=None):
+    """A message whose intent interrupts the form, so no slot mapping filled ``requested``."""
+    events = [{"event": "user", "text": text, "input_channel": "widget",
+               "parse_data": {"intent": {"name": intent}, "entities": entities or []}}]
+    return make_tracker(slots={**(slots or {}), names.SLOT_REQUESTED: requested}, text=text,
+                        intent=intent, entities=entities, active_loop="intake_form",
+                        events=events)
+
+
+@pytest.mark.parametrize(
+    ("requested", "text", "intent", "entities", "value"),
+    [
+        ("us_state", "montana", "human_handoff", [], "MT"),
+        ("first_name", "call me Benny", "human_handoff", [], "Benny"),
+        ("phone", "503 555 0199", "faq_hours", [], "+15035550199"),
+        ("antidepressant_count", "3", "faq_initial_series", [], 3),
+        ("consent_contact", "yes", "faq_cost", [], True),
+        ("current_medications", "zoloft and lamictal", "clinical_question",
+         [{"entity": "medication", "value": "zoloft"},
+          {"entity": "medication", "value": "lamictal"}],
+         {"text": "zoloft and lamictal", "ids": ["sertraline", "lamotrigine"]}),
+    ],
+)
+async def test_a_valid_answer_is_claimed_despite_an_interrupting_intent(
+        make_tracker, dispatcher, domain, requested, text, intent, entities, value):
+    tracker = interrupted_tracker(make_tracker, requested, text, intent, entities)
+    events = await run_form(tracker, dispatcher, domain)
+    assert SlotSet(requested, value) in events
+    assert stored(tracker.sender_id)[requested] == value
+
+
+@pytest.mark.parametrize(
+    ("requested", "text", "intent", "entities"),
+    [
+        ("current_medications", "can I take it with my lithium?", "clinical_question",
+         [{"entity": "medication", "value": "lithium"}]),
+        ("us_state", "where are you located?", "faq_location", []),
+        ("first_name", "talk to a human", "human_handoff", []),
+        ("contact_time", "what are your hours", "faq_hours", []),
+        ("prior_ketamine", "is ketamine safe with my heart condition", "clinical_question", []),
+    ],
+)
+async def test_a_real_interruption_is_left_to_the_rules(
+        make_tracker, dispatcher, domain, requested, text, intent, entities):
+    tracker = interrupted_tracker(make_tracker, requested, text, intent, entities)
+    events = await run_form(tracker, dispatcher, domain)
+    # Nothing validated, so Rasa's form rejects and the interruption rule answers.
+    assert [e for e in events if e["name"] != names.SLOT_REQUESTED] == []
+    assert stored(tracker.sender_id) == {}
+
+
+async def test_reactivation_does_not_revalidate_or_restore_settled_answers(
+        make_tracker, dispatcher, domain):
+    """Rasa re-submits every filled slot when the form starts again; they stay as they are."""
+    sender = f"web-{uuid.uuid4().hex}"
+    settled = [{"event": "slot", "name": key, "value": value} for key, value in COMPLETE.items()]
+    events = [{"event": "user", "text": "get started", "input_channel": "widget",
+               "parse_data": {"intent": {"name": "start_intake"}, "entities": []}},
+              {"event": "action", "name": "intake_form"},
+              {"event": "active_loop", "name": "intake_form"}, *settled]
+    tracker = make_tracker(slots={**COMPLETE, names.SLOT_REQUESTED: None}, text="get started",
+                           intent="start_intake", sender_id=sender, active_loop="intake_form",
+                           events=events)
+    result = await run_form(tracker, dispatcher, domain)
+    assert dispatcher.messages == []
+    assert stored(sender) == {}
+    # Nothing was reset; the form goes straight to the summary.
+    assert result == [SlotSet(names.SLOT_REQUESTED, "intake_confirmed")]

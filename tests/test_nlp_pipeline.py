@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.language import Language
+from spacy.pipeline import EntityRuler, Lemmatizer
 from spacy.tokens import Doc, Span
 
 from bot.nlp import build
@@ -75,8 +76,12 @@ def test_saved_pipeline_loads_like_rasa_spacynlp(pipeline_dir: Path) -> None:
     assert loaded.lang == "en"
     assert loaded.path is not None  # Rasa rejects pipelines that were not loaded from disk
     assert loaded.pipe_names == ["lemmatizer", "entity_ruler"]
-    assert loaded.get_pipe("lemmatizer").mode == "lookup"
+    lemmatizer = loaded.get_pipe("lemmatizer")
+    assert isinstance(lemmatizer, Lemmatizer)
+    assert lemmatizer.mode == "lookup"
+    assert lemmatizer.lookups.has_table("lemma_lookup")
     ruler = loaded.get_pipe("entity_ruler")
+    assert isinstance(ruler, EntityRuler)
     assert ruler.phrase_matcher_attr == "LOWER"
     assert ruler.overwrite is False
     assert set(ruler.labels) == set(FILE_LABELS.values())
@@ -90,7 +95,9 @@ def test_saved_pipeline_has_every_pattern_except_shared_phrases(nlp: Language) -
         "intake_field 'antidepressants' (kept as treatment)",
         "intake_field 'ketamine' (kept as treatment)",
     ]
-    assert len(nlp.get_pipe("entity_ruler")) == len(ruler_patterns) == len(patterns) - 2
+    ruler = nlp.get_pipe("entity_ruler")
+    assert isinstance(ruler, EntityRuler)
+    assert len(ruler) == len(ruler_patterns) == len(patterns) - 2
 
 
 def test_build_leaves_no_temporary_directories(pipeline_dir: Path) -> None:

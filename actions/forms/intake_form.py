@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -31,6 +31,24 @@ _NAME_PREFIX = re.compile(
 )
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'\-.]*(?:['\-.][^\W\d_]+)*$")
 _SUMMARY_NUMBER = re.compile(r"\b(\d{1,2})\b")
+_QUESTION_START = re.compile(
+    r"^(?:can|could|should|would|will|is|are|am|do|does|did|how|what|when|where|why|who|"
+    r"which|may|might|has|have)\b",
+    re.IGNORECASE,
+)
+
+# Intents that interrupt the form (domain.yml's x-interruptions). A message with one of these
+# intents is still taken as the answer when it parses as a valid answer to the question being
+# asked: "montana" to "which state?" is a state even if the classifier heard a request for a
+# person, and "zoloft and lamictal" to "which medications?" is a list, not a clinical question.
+INTERRUPTIONS = frozenset({
+    "faq_initial_series", "faq_boosters", "faq_visit", "faq_ride_home", "faq_cost",
+    "faq_location", "faq_hours", "human_handoff", "clinical_question", "bot_capabilities",
+    "cancel",
+})
+# Free-text answers that are claimed when they name something of this entity label.
+_ENTITY_ANSWERS = {"conditions": "condition", "prior_treatments": "treatment",
+                   "current_medications": "medication"}
 
 # Answers that depend on another: changing the key also re-asks the values.
 _DEPENDENT_SLOTS = {
@@ -50,6 +68,33 @@ def clean_first_name(text: str) -> str | None:
         return None
     name = " ".join(words[:2])[:50]
     return name.title() if name.islower() else name
+
+
+def looks_like_question(text: str) -> bool:
+    """Whether ``text`` is phrased as a question."""
+    stripped = text.strip()
+    return stripped.endswith("?") or bool(_QUESTION_START.match(stripped))
+
+
+def parses_as_answer(slot: str, text: str, entities: list[dict[str, Any]]) -> bool:
+    """Whether ``text`` is a valid answer to the question that fills ``slot``."""
+    if slot == "first_name":
+        return bool(_NAME_PREFIX.match(text.strip())) and clean_first_name(text) is not None
+    if slot == "phone":
+        return parsing.parse_phone(text) is not None
+    if slot == "email":
+        return parsing.parse_email(text) is not None
+    if looks_like_question(text):
+        return False
+    if slot == "us_state":
+        return parsing.parse_us_state(text) is not None
+    if slot in ("antidepressant_count", "prior_ketamine_infusions"):
+        return parsing.parse_count(text) is not None
+    if slot in ("prior_ketamine", "consent_contact", "consent_sms"):
+        return parsing.parse_yes_no(text) is not None
+    if slot in _ENTITY_ANSWERS:
+        return any(e.get("entity") == _ENTITY_ANSWERS[slot] for e in entities)
+    return False
 
 
 def entity_ids(tracker: Tracker, label: str) -> list[str]:
@@ -79,12 +124,57 @@ class ValidateIntakeForm(FormValidationAction):
         domain: DomainDict,
     ) -> list[str]:
         """The domain's questions, minus those that do not apply to this person."""
-        skipped = set()
+        skipped: set[str] = set()
         if tracker.get_slot(names.SLOT_PRIOR_KETAMINE) is not True:
             skipped.update(_DEPENDENT_SLOTS[names.SLOT_PRIOR_KETAMINE])
         if tracker.get_slot(names.SLOT_PHONE) in (None, names.SKIPPED):
             skipped.add(names.SLOT_CONSENT_SMS)
         return [slot for slot in domain_slots if slot not in skipped]
+
+    async def get_extraction_events(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[EventType]:
+        """Claim an answer the slot mappings skipped because of an interrupting intent."""
+        events = await super().get_extraction_events(dispatcher, tracker, domain)
+        requested = tracker.get_slot(names.SLOT_REQUESTED)
+        text = latest_text(tracker)
+        if (
+            requested
+            and latest_intent(tracker) in INTERRUPTIONS
+            and tracker.get_slot(requested) is None
+            and parses_as_answer(requested, text, tracker.latest_message.get("entities") or [])
+        ):
+            events.append(SlotSet(requested, text))
+        return events
+
+    async def get_validation_events(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[EventType]:
+        """Validate new answers only.
+
+        When the form (re)activates, Rasa submits every slot that is already filled for
+        validation. Those values were validated, and stored, when they were given; parsing
+        them again would misread them (``True`` is not a typed "yes") and store them twice.
+        A new answer is the latest message's text for the question being asked.
+        """
+        trailing: list[dict[str, Any]] = []
+        while tracker.events and tracker.events[-1].get("event") == "slot":
+            trailing.insert(0, tracker.events.pop())
+        requested = tracker.get_slot(names.SLOT_REQUESTED)
+        text = latest_text(tracker)
+        new = [e for e in trailing if e.get("name") == requested and e.get("value") == text]
+        tracker.events.extend(new)
+        try:
+            return await super().get_validation_events(dispatcher, tracker, domain)
+        finally:
+            del tracker.events[len(tracker.events) - len(new):]
+            tracker.events.extend(trailing)
 
     # Shared outcomes ----------------------------------------------------------------------
 
@@ -105,7 +195,14 @@ class ValidateIntakeForm(FormValidationAction):
 
     @staticmethod
     def _wants_skip(tracker: Tracker, text: str) -> bool:
-        return latest_intent(tracker) == names.INTENT_SKIP or parsing.is_skip(text)
+        # The words decide first. The skip intent alone is trusted only for longer phrasings:
+        # the classifier's character n-grams hear "skip" in short names such as "Sam".
+        if parsing.is_skip(text):
+            return True
+        intent = tracker.latest_message.get("intent") or {}
+        return (intent.get("name") == names.INTENT_SKIP
+                and float(intent.get("confidence") or 0) >= 0.9
+                and len(text.split()) >= 3)
 
     def _free_text(
         self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
@@ -305,9 +402,12 @@ class ValidateIntakeForm(FormValidationAction):
 
     @staticmethod
     def _correction_target(tracker: Tracker, text: str) -> str | None:
-        fields = entity_ids(tracker, "intake_field")
-        if fields and fields[0] in intake.INTAKE_FIELDS:
-            return fields[0]
+        # Any entity's text may name a field: "ketamine" is tagged as a treatment, not as an
+        # intake field, because spaCy gives each span one label.
+        for entity in tracker.latest_message.get("entities") or []:
+            field = normalize("intake_field", str(entity.get("value", "")))
+            if field in intake.INTAKE_FIELDS:
+                return field
         match = _SUMMARY_NUMBER.search(text)
         if match and 1 <= int(match.group(1)) <= len(intake.INTAKE_FIELDS):
             return intake.INTAKE_FIELDS[int(match.group(1)) - 1]

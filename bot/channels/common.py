@@ -307,4 +307,15 @@ async def process_user_message(
             + _text_message(sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
             failed=True,
         )
+    if not collector.messages:
+        # Every turn of this assistant's dialogue replies. Silence means Rasa swallowed a
+        # failure (it logs a failing custom action and carries on), so say so rather than
+        # leave the person waiting.
+        logger.error("No reply to a %s message for sender %s; sending the technical-problem "
+                     "reply", input_channel, sender_prefix(sender_id))
+        return ProcessResult(
+            messages=_text_message(
+                sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
+            failed=True,
+        )
     return ProcessResult(messages=list(collector.messages))

@@ -10,7 +10,8 @@ to, Rasa's own ``rest:``; both claim ``/webhooks/rest/webhook``). The JSON contr
 * the message is cleaned with :func:`bot.channels.text.clean_user_text`;
 * a failure inside Rasa is answered with ``utter_technical_problem`` (HTTP 200), not a 5xx, and
   is logged without the user's text;
-* streaming (``?stream=true`` or ``"stream": true``) is not supported (400), and the input channel is always ``rest``.
+* streaming (``?stream=true`` or ``"stream": true``) is not supported (400), and the input
+  channel is always ``rest`` (an ``input_channel`` field is ignored).
 
 This channel trusts the sender id it is given, so it must not be exposed to the public internet.
 """

@@ -119,11 +119,14 @@ def render_demo_page(widget_src: str, nonce: str) -> str:
 
 
 class DemoRequestHandler(BaseHTTPRequestHandler):
-    """Serves the demo page at ``/``; everything else is 404."""
+    """Serves the demo page at ``/`` (an empty ``/favicon.ico``); everything else is 404."""
 
     server: DemoServer
     server_version = "ClinicDemo/1.0"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        """The ``Server`` header: no Python version."""
+        return self.server_version
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         """Answer a GET request."""
@@ -135,6 +138,9 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
 
     def _respond(self, include_body: bool) -> None:
         path = urlsplit(self.path).path
+        if path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", {})
+            return
         if path not in ("/", "/index.html"):
             self._send(HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8", {})
             return
@@ -208,6 +214,8 @@ class DemoServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The page's URL."""
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode("ascii")
         return f"http://{host}:{port}/"
 
 

@@ -7,7 +7,8 @@
  *
  * Security notes:
  *  - Every message (bot or user) is rendered with textContent / text nodes only; this file never
- *    assigns innerHTML, so message content can never become markup.
+ *    parses HTML strings at all (no inner/outer HTML assignment), so message content can never
+ *    become markup.
  *  - The session token (not the sender id) is kept in localStorage; the server derives the
  *    sender id from the token's signed random part.
  *  - Requests are POSTed as text/plain JSON, a CORS "simple request" that needs no preflight.
@@ -37,7 +38,8 @@
 
   var TEXT = {
     title: script.getAttribute("data-title") || "Chat with us",
-    subtitle: "Automated assistant \u00b7 not for emergencies",
+    subtitle: "Automated assistant",
+    footnote: "Not for medical emergencies",
     launcher: script.getAttribute("data-launcher-label") || "Chat with us",
     dialog: "Chat with the clinic\u2019s assistant",
     close: "Close chat",
@@ -395,7 +397,10 @@
       text: TEXT.clear,
     });
 
-    var footer = el("div", { className: "kcw-footer" }, [clearButton]);
+    var footer = el("div", { className: "kcw-footer" }, [
+      el("p", { className: "kcw-footnote", text: TEXT.footnote }),
+      clearButton,
+    ]);
 
     var panel = el(
       "section",
@@ -411,7 +416,22 @@
       [header, log, typing, notice, form, footer]
     );
 
-    var root = el("div", { className: "kcw-root", "data-testid": "kcw-root" }, [launcher, panel]);
+    // The crisis line is visible at all times: beside the launcher while the chat is closed,
+    // and in the panel's header while it is open.
+    var crisisPill = el("p", { className: "kcw-crisis-pill", "data-testid": "kcw-crisis-closed" }, [
+      el("strong", { text: TEXT.crisisLead }),
+      document.createTextNode(" "),
+      el("a", { className: "kcw-crisis-link", href: "tel:988", "aria-label": "Call 988", text: "Call" }),
+      document.createTextNode(" or "),
+      el("a", { className: "kcw-crisis-link", href: "sms:988", "aria-label": "Text 988", text: "text" }),
+      document.createTextNode(" 988"),
+    ]);
+
+    var root = el("div", { className: "kcw-root", "data-testid": "kcw-root" }, [
+      crisisPill,
+      launcher,
+      panel,
+    ]);
     root.setAttribute("lang", document.documentElement.lang || "en");
 
     var stylesheet = el("link", { rel: "stylesheet", href: BASE + "widget.css" });
@@ -421,6 +441,7 @@
     return {
       root: root,
       launcher: launcher,
+      crisisPill: crisisPill,
       panel: panel,
       closeButton: closeButton,
       log: log,
@@ -483,6 +504,7 @@
         choice.disabled = !choicesActive;
         choice.addEventListener("click", function () {
           send(button.payload, button.title);
+          ui.input.focus(); // The clicked button is now disabled; keep focus somewhere useful.
         });
         group.appendChild(choice);
       });
@@ -569,6 +591,9 @@
     sendToServer(payload)
       .then(function (data) {
         if (display) {
+          if (pending && !pending.parentNode) {
+            ui.log.appendChild(pending); // The log was reset by a session change meanwhile.
+          }
           transcript.push({ who: "user", text: display });
         }
         var messages = data && Array.isArray(data.messages) ? data.messages : [];
@@ -642,6 +667,7 @@
   function open(moveFocus) {
     ui.panel.hidden = false;
     ui.launcher.hidden = true;
+    ui.crisisPill.hidden = true;
     ui.launcher.setAttribute("aria-expanded", "true");
     writeItem(tabStore, OPEN_KEY, "1");
     syncModality();
@@ -657,6 +683,7 @@
   function close() {
     ui.panel.hidden = true;
     ui.launcher.hidden = false;
+    ui.crisisPill.hidden = false;
     ui.launcher.setAttribute("aria-expanded", "false");
     removeItem(tabStore, OPEN_KEY);
     syncModality();
@@ -697,6 +724,9 @@
   }
 
   function clearConversation() {
+    if (busy) {
+      return; // Let the pending reply arrive first.
+    }
     clearTranscript();
     hideNotice();
     token = null;
@@ -741,9 +771,16 @@
 
     if (token) {
       // Re-validate the stored session; if the server replaces it, the transcript is cleared.
-      ensureSession().catch(function () {
-        /* Offline: retried when the visitor sends a message. */
-      });
+      ensureSession().then(
+        function () {
+          if (isOpen() && !transcript.length && !busy) {
+            send("/greet", null); // The stored conversation was replaced by a new one.
+          }
+        },
+        function () {
+          /* Offline: retried when the visitor sends a message. */
+        }
+      );
     } else if (transcript.length) {
       clearTranscript(); // A transcript without its session cannot be continued.
     }

@@ -1,0 +1,87 @@
+"""The whole product running: action server, Rasa server (trained model) and the demo page.
+
+Started once per test session on free loopback ports, with its own throwaway database and
+tracker store. The children's logs go to ``artifacts/logs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.db import migrate
+from bot.run import MODEL_PATH, Stack, start_stack
+from bot.settings import PROJECT_ROOT, get_settings
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The running product."""
+    if not MODEL_PATH.exists():
+        pytest.skip(f"{MODEL_PATH} is missing; `make test` trains it before running the suite")
+    settings = get_settings()
+    demo_port = free_port()
+    env = dict(os.environ)
+    env["BOT_DATABASE_URL"] = f"sqlite:///{settings.data_dir / 'stack.db'}"
+    env["BOT_TRACKER_DB"] = str(settings.data_dir / "stack-tracker.db")
+    env["BOT_WIDGET_ALLOWED_ORIGINS"] = f"http://localhost:{demo_port},http://127.0.0.1:{demo_port}"
+    migrate.upgrade(env["BOT_DATABASE_URL"])
+    running = start_stack(env=env, action_port=free_port(), rasa_port=free_port(),
+                          demo_port=demo_port, log_dir=PROJECT_ROOT / "artifacts" / "logs")
+    running.database_url = env["BOT_DATABASE_URL"]  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+
+
+def post_json(url: str, payload: Any, raw: bytes | None = None,
+              timeout: float = 60) -> tuple[int, Any]:
+    """POST JSON (or raw bytes); return the status and the decoded body (None if not JSON)."""
+    data = raw if raw is not None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            body = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        status = error.code
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+class RestChat:
+    """One conversation over the REST channel."""
+
+    def __init__(self, stack: Stack, sender: str | None = None) -> None:
+        self.url = f"{stack.rasa_url}/webhooks/rest/webhook"
+        self.sender = sender or f"rest-{uuid.uuid4().hex}"
+
+    def say(self, message: str) -> list[str]:
+        """Send a message and return the texts of the replies."""
+        status, body = post_json(self.url, {"sender": self.sender, "message": message})
+        assert status == 200, (status, body)
+        return [reply.get("text", "") for reply in body]
+
+
+@pytest.fixture
+def chat(stack: Stack) -> RestChat:
+    """A fresh REST conversation."""
+    return RestChat(stack)
