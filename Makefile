@@ -52,7 +52,7 @@ chromium:
 	@scripts/ensure-chromium.sh
 
 test: setup chromium lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -rs -p no:cacheprovider
 	$(MAKE) --no-print-directory test-rasa
 
 test-rasa: setup

@@ -4,7 +4,10 @@ Starts the whole product on free loopback ports with a throwaway database, then 
 same scripted intake conversation:
 
 1. one conversation at a time, ``--rounds`` times;
-2. ``--concurrency`` conversations at once, ``--rounds`` times.
+2. ``--concurrency`` conversations at once, each sending its next message as soon as the
+   reply arrives (a saturation test), ``--rounds`` times;
+3. ``--concurrency`` conversations at once, each pausing ``--think`` seconds between messages
+   as a person reading and typing would (its msg/s is the offered load, not capacity).
 
 It prints p50/p95 per-message latency, messages per second, and the peak resident memory
 (VmHWM) of the Rasa server and the action server. Figures are recorded in docs/benchmarks.md.
@@ -50,10 +53,13 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[index]
 
 
-async def _conversation(session: aiohttp.ClientSession, url: str) -> list[float]:
+async def _conversation(session: aiohttp.ClientSession, url: str,
+                        think: float = 0.0) -> list[float]:
     sender = f"bench-{uuid.uuid4().hex}"
     latencies = []
-    for message in SCRIPT:
+    for index, message in enumerate(SCRIPT):
+        if think and index:
+            await asyncio.sleep(think)
         started = time.perf_counter()
         async with session.post(url, json={"sender": sender, "message": message}) as response:
             await response.read()
@@ -63,11 +69,11 @@ async def _conversation(session: aiohttp.ClientSession, url: str) -> list[float]
     return latencies
 
 
-async def _round(url: str, concurrency: int) -> tuple[list[float], float]:
+async def _round(url: str, concurrency: int, think: float = 0.0) -> tuple[list[float], float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(_conversation(session, url) for _ in range(concurrency)))
+            *(_conversation(session, url, think) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return [latency for latencies in results for latency in latencies], elapsed
 
@@ -95,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--think", type=float, default=3.0,
+                        help="seconds each paced conversation waits between messages")
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -121,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elapsed += round_elapsed
             _report(f"{concurrency} concurrent conversation(s)", latencies, elapsed,
                     len(latencies))
+        # People read and type between messages; this offers the load 20 such people make.
+        latencies, elapsed = asyncio.run(_round(url, args.concurrency, args.think))
+        _report(f"{args.concurrency} paced ({args.think:g} s between)", latencies, elapsed,
+                len(latencies))
         print("Peak resident memory (VmHWM):")
         for name in ("rasa", "actions"):
             print(f"  {name:<8} {_peak_rss_mib(stack.processes[name].pid):7.0f} MiB")

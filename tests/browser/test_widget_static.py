@@ -27,15 +27,6 @@ from bot.web.demo import content_security_policy, render_demo_page, serve_demo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 GREETING = (
@@ -168,19 +159,6 @@ def stub(settings_env: None) -> Iterator[tuple[str, StubState]]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (install Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 # ----------------------------------------------------------------------------------- helpers
