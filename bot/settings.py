@@ -37,8 +37,6 @@ class Settings:
     data_key: str
     index_key: bytes
     widget_secret: bytes
-    action_server_url: str
-    rasa_url: str
     widget_allowed_origins: tuple[str, ...]
 
     @property
@@ -107,8 +105,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         data_key=env_vars["BOT_DATA_KEY"],
         index_key=env_vars["BOT_INDEX_KEY"].encode(),
         widget_secret=env_vars["BOT_WIDGET_SECRET"].encode(),
-        action_server_url=env_vars.get("BOT_ACTION_SERVER_URL", "http://localhost:5055/webhook"),
-        rasa_url=env_vars.get("BOT_RASA_URL", "http://localhost:5005"),
         widget_allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
     )
 

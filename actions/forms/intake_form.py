@@ -37,16 +37,8 @@ _QUESTION_START = re.compile(
     re.IGNORECASE,
 )
 
-# Intents that interrupt the form (domain.yml's x-interruptions). A message with one of these
-# intents is still taken as the answer when it parses as a valid answer to the question being
-# asked: "montana" to "which state?" is a state even if the classifier heard a request for a
-# person, and "zoloft and lamictal" to "which medications?" is a list, not a clinical question.
-INTERRUPTIONS = frozenset({
-    "faq_initial_series", "faq_boosters", "faq_visit", "faq_ride_home", "faq_cost",
-    "faq_location", "faq_hours", "human_handoff", "clinical_question", "bot_capabilities",
-    "cancel",
-})
-# Free-text answers that are claimed when they name something of this entity label.
+# Free-text answers kept with the entities recognised in them, by slot and entity label. Such an
+# answer is also claimed over an interrupting intent when it names one of those entities.
 _ENTITY_ANSWERS = {"conditions": "condition", "prior_treatments": "treatment",
                    "current_medications": "medication"}
 
@@ -68,6 +60,16 @@ def clean_first_name(text: str) -> str | None:
         return None
     name = " ".join(words[:2])[:50]
     return name.title() if name.islower() else name
+
+
+def interrupting_intents(domain: DomainDict, slot: str) -> set[str]:
+    """The intents that interrupt the form instead of answering ``slot``.
+
+    They are the ``not_intent`` list of the slot's ``from_text`` mapping in the domain, so the
+    domain stays the one place that says what interrupts.
+    """
+    mappings = (domain.get("slots", {}).get(slot) or {}).get("mappings") or []
+    return {intent for mapping in mappings for intent in mapping.get("not_intent") or []}
 
 
 def looks_like_question(text: str) -> bool:
@@ -137,13 +139,19 @@ class ValidateIntakeForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        """Claim an answer the slot mappings skipped because of an interrupting intent."""
+        """Claim an answer the slot mappings skipped because of an interrupting intent.
+
+        A message with an interrupting intent is still the answer when it parses as a valid
+        answer to the question being asked: "montana" to "which state?" is a state even if
+        the classifier heard a request for a person, and "zoloft and lamictal" to "which
+        medications?" is a list, not a clinical question.
+        """
         events = await super().get_extraction_events(dispatcher, tracker, domain)
         requested = tracker.get_slot(names.SLOT_REQUESTED)
         text = latest_text(tracker)
         if (
             requested
-            and latest_intent(tracker) in INTERRUPTIONS
+            and latest_intent(tracker) in interrupting_intents(domain, requested)
             and tracker.get_slot(requested) is None
             and parses_as_answer(requested, text, tracker.latest_message.get("entities") or [])
         ):
@@ -215,15 +223,15 @@ class ValidateIntakeForm(FormValidationAction):
         return self._accept(tracker, slot, text)
 
     def _text_with_entities(
-        self, slot: str, label: str, value: Any, dispatcher: CollectingDispatcher,
-        tracker: Tracker,
+        self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> dict[str, Any]:
         text = str(value or "").strip()
         if self._wants_skip(tracker, text):
             return self._accept(tracker, slot, names.SKIPPED)
         if not text:
             return self._reject(dispatcher, tracker, slot, "utter_invalid_answer")
-        return self._accept(tracker, slot, {"text": text, "ids": entity_ids(tracker, label)})
+        ids = entity_ids(tracker, _ENTITY_ANSWERS[slot])
+        return self._accept(tracker, slot, {"text": text, "ids": ids})
 
     def _yes_no(self, value: Any, tracker: Tracker) -> bool | None:
         answer = parsing.parse_yes_no(str(value or ""))
@@ -322,7 +330,7 @@ class ValidateIntakeForm(FormValidationAction):
     def validate_conditions(self, value: Any, dispatcher: CollectingDispatcher,
                             tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         """Keep the person's own words plus the conditions recognised in them."""
-        return self._text_with_entities("conditions", "condition", value, dispatcher, tracker)
+        return self._text_with_entities("conditions", value, dispatcher, tracker)
 
     def validate_condition_duration(self, value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -337,8 +345,7 @@ class ValidateIntakeForm(FormValidationAction):
     def validate_prior_treatments(self, value: Any, dispatcher: CollectingDispatcher,
                                   tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         """Keep the person's words plus the treatments recognised (therapy, TMS, ECT ...)."""
-        return self._text_with_entities("prior_treatments", "treatment", value, dispatcher,
-                                        tracker)
+        return self._text_with_entities("prior_treatments", value, dispatcher, tracker)
 
     def validate_prior_ketamine(self, value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -365,8 +372,7 @@ class ValidateIntakeForm(FormValidationAction):
     def validate_current_medications(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         """Keep the person's words plus the medications recognised in them."""
-        return self._text_with_entities("current_medications", "medication", value,
-                                        dispatcher, tracker)
+        return self._text_with_entities("current_medications", value, dispatcher, tracker)
 
     def validate_referral_source(self, value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from bot.settings import PROJECT_ROOT
+
 DEFAULT_PATTERNS_DIR = PROJECT_ROOT / "data" / "spacy"
 
 # Token attributes whose value is the token's text, so a token pattern that only uses them
