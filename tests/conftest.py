@@ -125,6 +125,24 @@ def app_db() -> Iterator[Engine]:
             connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
 
 
+@pytest.fixture
+def override_settings(monkeypatch: pytest.MonkeyPatch):
+    """Change settings for one test: set environment variables, then re-read the settings
+    and the clinic configuration (both are cached per process), and again afterwards."""
+    from bot.clinic import get_clinic
+
+    def _override(**values: str) -> None:
+        monkeypatch.delenv("BOT_CLINIC_CONFIG", raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        get_clinic.cache_clear()
+
+    yield _override
+    get_settings.cache_clear()
+    get_clinic.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def domain() -> dict[str, Any]:
     """The real domain, as the action server receives it."""

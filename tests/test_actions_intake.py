@@ -18,7 +18,7 @@ from actions.forms.intake_form import (
     clean_first_name,
 )
 from actions.intake import ActionSubmitIntake
-from bot.db.models import ConsentKind, HandoffPriority, HandoffReason
+from bot.db.models import Channel, ConsentKind, HandoffPriority, HandoffReason
 from bot.db.session import unit_of_work
 from bot.services import handoffs, intake
 
@@ -271,7 +271,7 @@ async def test_submit_writes_a_routine_handoff_once(make_tracker, dispatcher, do
     sender = f"web-{uuid.uuid4().hex}"
     with unit_of_work() as session:
         for key in ("first_name", "phone", "consent_contact"):
-            intake.record_answer(session, sender, intake_channel(), key, COMPLETE[key])
+            intake.record_answer(session, sender, Channel.WIDGET, key, COMPLETE[key])
     tracker = make_tracker(slots=COMPLETE, sender_id=sender)
     await ActionSubmitIntake().run(dispatcher, tracker, domain)
     await ActionSubmitIntake().run(dispatcher, tracker, domain)
@@ -290,12 +290,6 @@ async def test_submit_without_contact_consent_says_we_will_not_call(
     tracker = make_tracker(slots={**COMPLETE, "consent_contact": False})
     await ActionSubmitIntake().run(dispatcher, tracker, domain)
     assert responses(dispatcher) == ["utter_intake_submitted_no_contact"]
-
-
-def intake_channel():
-    from bot.db.models import Channel
-
-    return Channel.WIDGET
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import logging
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from bot.channels.widget import (
     widget_messages,
 )
 from bot.clinic import get_clinic
-from bot.settings import PROJECT_ROOT, get_settings
+from bot.settings import PROJECT_ROOT
 from bot.web.demo import content_security_policy, render_demo_page, serve_demo, widget_origin
 
 SECRET = "test-widget-secret-0123456789abcdef"
@@ -43,20 +42,13 @@ REST = "/webhooks/rest/webhook"
 
 # ----------------------------------------------------------------------------------- fixtures
 @pytest.fixture(autouse=True)
-def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Explicit settings for every test, and fresh caches before and after."""
-    monkeypatch.setenv("BOT_ENV", "local")
-    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("BOT_DATA_KEY", "test-data-key")
-    monkeypatch.setenv("BOT_INDEX_KEY", "test-index-key")
-    monkeypatch.setenv("BOT_WIDGET_SECRET", SECRET)
-    monkeypatch.setenv("BOT_WIDGET_ALLOWED_ORIGINS", f"{ALLOWED_ORIGIN}, http://localhost:8000")
-    monkeypatch.delenv("BOT_CLINIC_CONFIG", raising=False)
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
+def settings_env(override_settings, tmp_path: Path) -> None:
+    """Explicit widget settings for every test."""
+    override_settings(
+        BOT_DATA_DIR=str(tmp_path),
+        BOT_WIDGET_SECRET=SECRET,
+        BOT_WIDGET_ALLOWED_ORIGINS=f"{ALLOWED_ORIGIN}, http://localhost:8000",
+    )
 
 
 class FakeDomain:
@@ -676,11 +668,9 @@ async def test_silence_from_rasa_answers_technical_problem(
 
 
 async def test_technical_problem_without_clinic_config(
-    app: Sanic, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    app: Sanic, agent: FakeAgent, override_settings, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("BOT_CLINIC_CONFIG", str(tmp_path / "missing.yml"))
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
+    override_settings(BOT_CLINIC_CONFIG=str(tmp_path / "missing.yml"))
     agent.error = RuntimeError("boom")
     _, resp = await app.asgi_client.post(REST, json={"sender": "s1", "message": "hi"})
     assert resp.status == 200
@@ -689,15 +679,13 @@ async def test_technical_problem_without_clinic_config(
 
 # ----------------------------------------------------------------------------------- demo page
 @pytest.fixture
-def odd_clinic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def odd_clinic(override_settings, tmp_path: Path) -> str:
     """A clinic whose name needs HTML escaping."""
     raw = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
     raw["name"] = 'Harbor <b>Light</b> & "Sons"'
     path = tmp_path / "clinic.yml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    monkeypatch.setenv("BOT_CLINIC_CONFIG", str(path))
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
+    override_settings(BOT_CLINIC_CONFIG=str(path))
     return raw["name"]
 
 

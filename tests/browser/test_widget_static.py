@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from bot.channels.widget import WidgetInput, static_dir
-from bot.clinic import get_clinic
-from bot.settings import PROJECT_ROOT, get_settings
+from bot.settings import PROJECT_ROOT
 from bot.web.demo import content_security_policy, render_demo_page, serve_demo
 
 pytestmark = pytest.mark.browser
@@ -133,18 +132,8 @@ def stub_reply(message: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("BOT_ENV", "local")
-    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("BOT_DATA_KEY", "k")
-    monkeypatch.setenv("BOT_INDEX_KEY", "k")
-    monkeypatch.setenv("BOT_WIDGET_SECRET", "k")
-    monkeypatch.delenv("BOT_CLINIC_CONFIG", raising=False)
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
-    yield
-    get_settings.cache_clear()
-    get_clinic.cache_clear()
+def settings_env(override_settings, tmp_path: Path) -> None:
+    override_settings(BOT_DATA_DIR=str(tmp_path), BOT_WIDGET_SECRET="k")
 
 
 @pytest.fixture
@@ -504,15 +493,14 @@ def live_channel(settings_env: None) -> Iterator[tuple[str, EchoAgent]]:
 def test_widget_cross_origin_with_real_channel(
     browser: Any,
     live_channel: tuple[str, EchoAgent],
-    monkeypatch: pytest.MonkeyPatch,
+    override_settings,
 ) -> None:
     """Demo page on one origin, the real widget channel on another, CORS and CSP enforced."""
     api, agent = live_channel
     demo = serve_demo(0, f"{api}/webhooks/widget/widget.js")
     port = demo.server_address[1]
     # Only the 127.0.0.1 spelling of the demo origin is allowed; "localhost" is not.
-    monkeypatch.setenv("BOT_WIDGET_ALLOWED_ORIGINS", f"http://127.0.0.1:{port}")
-    get_settings.cache_clear()
+    override_settings(BOT_WIDGET_ALLOWED_ORIGINS=f"http://127.0.0.1:{port}")
     try:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()

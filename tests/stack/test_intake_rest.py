@@ -122,7 +122,8 @@ def test_invalid_phone_twice_offers_skip_or_a_person(stack, chat: RestChat):
 def test_clinical_question_outside_the_form(stack, chat: RestChat):
     replies = _joined(chat.say("am I a good candidate for ketamine with bipolar?"))
     assert "one for our clinicians" in replies
-    assert "candidate for" not in replies.replace("am I a good candidate", "")
+    # Nothing in the reply judges suitability either way.
+    assert "candidate" not in replies and "eligible" not in replies
 
 
 @pytest.mark.parametrize(
