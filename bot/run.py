@@ -22,6 +22,7 @@ MODEL_PATH = PROJECT_ROOT / "models" / "intake.tar.gz"
 ACTION_PORT = 5055
 RASA_PORT = 5005
 DEMO_PORT = 8000
+ALERT_PORT = 8025
 
 
 @dataclass
@@ -33,6 +34,32 @@ class Stack:
     action_url: str = ""
     demo_url: str = ""
     log_dir: Path | None = None
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start_process(self, name: str) -> subprocess.Popen:
+        """Start (or restart) one of the stack's processes, e.g. ``actions``."""
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+        process = subprocess.Popen(  # noqa: S603 (fixed argv)
+            self.commands[name], cwd=PROJECT_ROOT, env=self.env, stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
+        self.processes[name] = process
+        return process
+
+    def stop_process(self, name: str, timeout: float = 15) -> None:
+        """Stop one process (tests stop the action server to check the assistant copes)."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def stop(self, timeout: float = 15) -> None:
         """Stop every process, politely first."""
@@ -78,6 +105,7 @@ def start_stack(
     endpoints: Path | None = None,
     log_dir: Path | None = None,
     timeout: float = 180,
+    alert_port: int | None = None,
 ) -> Stack:
     """Start the action server, the Rasa server and (optionally) the demo page.
 
@@ -90,6 +118,9 @@ def start_stack(
             action server's URL and the tracker database from the environment).
         log_dir: Where each child's output goes (inherited stdout when ``None``).
         timeout: Seconds to wait for everything to answer.
+        alert_port: Where to run the local staff-alert receiver (the local demo's stand-in for
+            the clinic's pager or chat webhook), or ``None`` for none. It is used only when no
+            ``BOT_ALERT_WEBHOOK_URL`` is configured.
 
     Returns:
         The running stack. Call :meth:`Stack.stop` when done.
@@ -101,6 +132,9 @@ def start_stack(
     child_env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     child_env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     child_env["BOT_ACTION_SERVER_URL"] = f"http://localhost:{action_port}/webhook"
+    local_alerts = alert_port is not None and not child_env.get("BOT_ALERT_WEBHOOK_URL")
+    if local_alerts:
+        child_env["BOT_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{alert_port}/"
     settings = load_settings(child_env)
     child_env.setdefault("BOT_TRACKER_DB", str(settings.data_dir / "tracker.db"))
     origins = " ".join(settings.widget_allowed_origins)
@@ -117,6 +151,13 @@ def start_stack(
                  "--port", str(rasa_port), "--interface", "127.0.0.1",
                  "--cors", *origins.split()],
     }
+    if local_alerts:
+        commands["alerts"] = [sys.executable, "-m", "bot.alerts.receiver",
+                              "--port", str(alert_port),
+                              "--out", str(settings.data_dir / "staff-alerts.jsonl")]
+    if settings.rasa_api_token:
+        # The HTTP API (pause/resume for staff takeover) is only ever on with a token.
+        commands["rasa"] += ["--enable-api", "--auth-token", settings.rasa_api_token]
     if demo_port is not None:
         commands["demo"] = [sys.executable, "-m", "bot.web.demo", "--port", str(demo_port),
                             "--widget-src",
@@ -126,17 +167,12 @@ def start_stack(
         action_url=f"http://localhost:{action_port}",
         demo_url=f"http://localhost:{demo_port}" if demo_port is not None else "",
         log_dir=log_dir,
+        commands=commands,
+        env=child_env,
     )
     try:
-        for name, command in commands.items():
-            output = None
-            if log_dir is not None:
-                log_dir.mkdir(parents=True, exist_ok=True)
-                output = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
-            stack.processes[name] = subprocess.Popen(  # noqa: S603 (fixed argv)
-                command, cwd=PROJECT_ROOT, env=child_env, stdout=output,
-                stderr=subprocess.STDOUT if output else None,
-            )
+        for name in commands:
+            stack.start_process(name)
         wait_until_up(f"{stack.action_url}/health", timeout, stack.processes["actions"])
         wait_until_up(f"{stack.rasa_url}/webhooks/rest/", timeout, stack.processes["rasa"])
         if demo_port is not None:
@@ -150,7 +186,7 @@ def start_stack(
 def run_all(with_demo: bool = True) -> int:
     """Start everything, print the URLs, and wait for Ctrl-C."""
     print("Starting the action server and Rasa (loading the model takes a little while)...")
-    stack = start_stack(demo_port=DEMO_PORT if with_demo else None)
+    stack = start_stack(demo_port=DEMO_PORT if with_demo else None, alert_port=ALERT_PORT)
     print()
     print("The assistant is running:")
     if with_demo:
@@ -159,6 +195,9 @@ def run_all(with_demo: bool = True) -> int:
     print(f"  Widget channel:  {stack.rasa_url}/webhooks/widget/")
     print(f"  Action server:   {stack.action_url}/health")
     print(f"  Database:        {get_settings().database_url}")
+    if "alerts" in stack.processes:
+        print(f"  Staff alerts:    http://127.0.0.1:{ALERT_PORT}/ (local receiver), written to "
+              f"{get_settings().data_dir / 'staff-alerts.jsonl'}")
     print("  Staff look-ups:  .venv/bin/bot handoffs list   |   .venv/bin/bot intake list")
     print("Press Ctrl-C to stop.")
     try:

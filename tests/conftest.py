@@ -121,7 +121,8 @@ def app_db() -> Iterator[Engine]:
     engine = get_engine()
     yield engine
     with engine.begin() as connection:
-        for table in ("handoffs", "consent_records", "answers", "conversations", "people"):
+        for table in ("staff_alerts", "handoffs", "consent_records", "answers", "conversations",
+                      "people"):
             connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (fixed names)
 
 

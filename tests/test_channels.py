@@ -492,9 +492,22 @@ async def test_widget_failure_keeps_partial_reply(app: Sanic, agent: FakeAgent) 
     assert resp.json["messages"] == [{"text": "One moment..."}, {"text": tech_text()}]
 
 
-async def test_widget_failure_without_domain_response(app: Sanic, agent: FakeAgent) -> None:
+async def test_widget_failure_falls_back_to_the_domain_file(app: Sanic, agent: FakeAgent) -> None:
     agent.error = RuntimeError("boom")
     agent.domain.responses.clear()
+    resp = await post_widget(app, {"session": await new_session(app), "message": "hi"})
+    assert resp.status == 200
+    assert resp.json["failed"] is True
+    [message] = resp.json["messages"]
+    assert message["text"].startswith("Sorry, something went wrong on our side.")
+
+
+async def test_widget_failure_without_domain_response(
+    app: Sanic, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent.error = RuntimeError("boom")
+    agent.domain.responses.clear()
+    monkeypatch.setattr("bot.channels.common._domain_file_responses", lambda: {})
     resp = await post_widget(app, {"session": await new_session(app), "message": "hi"})
     assert resp.status == 200
     assert resp.json == {"messages": [], "failed": True}
@@ -505,7 +518,10 @@ async def test_widget_no_model_loaded(agent: FakeAgent) -> None:
     app.ctx.agent = None  # Rasa before a model is loaded: the handler itself fails.
     resp = await post_widget(app, {"session": await new_session(app), "message": "hi"})
     assert resp.status == 200
-    assert resp.json == {"messages": [], "failed": True}
+    # The reply still comes, from domain.yml itself.
+    assert resp.json["failed"] is True
+    [message] = resp.json["messages"]
+    assert message["text"].startswith("Sorry, something went wrong on our side.")
 
 
 # ----------------------------------------------------------------------------------- CORS

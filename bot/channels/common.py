@@ -5,10 +5,12 @@
   an exception that would become a 500.
 * :func:`domain_response_text` fetches one of the running assistant's responses by name, so the
   sentences a patient reads are all in ``domain.yml``, none in this code.
-* :func:`process_user_message` runs a cleaned message through Rasa and guarantees an answer: an
-  empty message gets ``utter_empty_message`` without bothering Rasa, and *any* failure inside Rasa
-  (action server down, tracker store down ...) is logged and answered with
-  ``utter_technical_problem``.
+* :func:`process_user_message` runs a cleaned message through the crisis check
+  (:mod:`bot.safety.guard`) and then Rasa, and guarantees an answer: an empty message gets
+  ``utter_empty_message`` without bothering Rasa; crisis language gets the crisis resources first,
+  whatever happens next; and *any* failure inside Rasa (action server down, tracker store
+  down ...) is logged and answered with ``utter_technical_problem`` (or, in a crisis, with
+  ``utter_crisis_still_here``, never with "something went wrong").
 
 Logging rule for this package: never log what a user wrote or any slot value. Log a short
 prefix of the sender id and the type of an error, nothing else.
@@ -21,8 +23,10 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.nlg.interpolator import interpolate_text
 from sanic import response
@@ -30,6 +34,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.text import clean_user_text
+from bot.safety import guard
+from bot.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -201,21 +207,31 @@ def _response_vars() -> dict[str, str]:
         return {}
 
 
+@lru_cache(maxsize=1)
+def _domain_file_responses() -> dict[str, Any]:
+    """The responses of ``domain.yml`` on disk: the fallback when no model is loaded."""
+    with (PROJECT_ROOT / "domain.yml").open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle).get("responses") or {})
+
+
 def domain_response_text(request: Request, name: str) -> str | None:
     """The text of one of the running assistant's responses, with the clinic's values filled in.
 
-    Reads the first variation of ``name`` from ``request.app.ctx.agent.domain.responses`` and
-    interpolates it with :meth:`bot.clinic.Clinic.response_vars`.
+    Reads the first variation of ``name`` from ``request.app.ctx.agent.domain.responses`` (or,
+    when no model is loaded, from ``domain.yml`` itself, so the crisis resources never depend
+    on a model) and interpolates it with :meth:`bot.clinic.Clinic.response_vars`.
 
     Args:
         request: The incoming request (its app holds the agent).
         name: The response name, e.g. ``utter_technical_problem``.
 
     Returns:
-        The text, or ``None`` (logged) if no model is loaded or the domain lacks the response.
+        The text, or ``None`` (logged) if neither the model nor the file has the response.
     """
     try:
-        variations = request.app.ctx.agent.domain.responses[name]
+        agent = getattr(request.app.ctx, "agent", None)
+        responses = agent.domain.responses if agent is not None and agent.domain else {}
+        variations = responses.get(name) or _domain_file_responses()[name]
         text = variations[0]["text"]
     except Exception as error:
         logger.error("Domain response %s unavailable: %s", name, type(error).__name__)
@@ -236,15 +252,29 @@ class ProcessResult:
         failed: Whether Rasa raised while processing; ``messages`` then ends with
             ``utter_technical_problem`` if the domain has it.
         empty: Whether the message was empty after cleaning and so never reached Rasa.
+        crisis: Whether the crisis check flagged the message (``messages`` then starts with
+            the crisis resources).
+        paused: Whether staff hold the conversation (the assistant stays silent, except for
+            crisis resources).
     """
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     failed: bool = False
     empty: bool = False
+    crisis: bool = False
+    paused: bool = False
 
 
-def _text_message(sender_id: str, text: str | None) -> list[dict[str, Any]]:
-    return [] if text is None else [{"recipient_id": sender_id, "text": text}]
+def _text_message(
+    sender_id: str, text: str | None, *, crisis: bool = False
+) -> list[dict[str, Any]]:
+    if text is None:
+        return []
+    message: dict[str, Any] = {"recipient_id": sender_id, "text": text}
+    if crisis:
+        # Lets a client keep the crisis resources on screen (the widget highlights them).
+        message["custom"] = {"crisis": True}
+    return [message]
 
 
 def _failure_location(error: BaseException) -> str:
@@ -265,10 +295,10 @@ async def process_user_message(
     input_channel: str,
     metadata: dict[str, Any] | None = None,
 ) -> ProcessResult:
-    """Clean a message, hand it to Rasa, and always come back with something to say.
+    """Clean a message, check it for crisis language, hand it to Rasa, and always answer.
 
     Args:
-        request: The incoming request (used to look up domain responses).
+        request: The incoming request (its app holds the agent).
         on_new_message: The callback Rasa gave the channel's blueprint.
         raw_text: The message as received.
         sender_id: The conversation's sender id (already validated).
@@ -286,9 +316,35 @@ async def process_user_message(
             ),
             empty=True,
         )
+    agent = getattr(request.app.ctx, "agent", None)
+    screening = await guard.screen(agent, sender_id, text)
+    assessment = screening.assessment
+    first: list[dict[str, Any]] = []
+    if assessment.crisis:
+        # The resources go first and do not wait for anything: not for Rasa, the action
+        # server, the database or the staff alert (which runs in the background).
+        first = _text_message(
+            sender_id,
+            domain_response_text(request, guard.resources_response(assessment)),
+            crisis=True,
+        )
+        guard.escalate(sender_id, input_channel, text, screening)
+        metadata = {**(metadata or {}), "safety": {**assessment.as_metadata(), "handled": True}}
+        logger.warning(
+            "Crisis path for sender %s (layers: %s)",
+            sender_prefix(sender_id), ",".join(assessment.layers),
+        )
+    still_here = _text_message(
+        sender_id, domain_response_text(request, guard.still_here_response(assessment))
+    ) if assessment.crisis else []
     collector = CollectingOutputChannel()
     message = UserMessage(
-        text, collector, sender_id, input_channel=input_channel, metadata=metadata
+        text,
+        collector,
+        sender_id,
+        parse_data=screening.parse_data,
+        input_channel=input_channel,
+        metadata=metadata,
     )
     try:
         await on_new_message(message)
@@ -302,20 +358,30 @@ async def process_user_message(
             type(error).__name__,
             _failure_location(error),
         )
+        if assessment.crisis:
+            return ProcessResult(
+                messages=first + list(collector.messages) + still_here, failed=True, crisis=True
+            )
         return ProcessResult(
             messages=list(collector.messages)
             + _text_message(sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
             failed=True,
         )
     if not collector.messages:
+        if screening.context.paused:
+            # Staff hold the conversation: the message is in the tracker for them, and the
+            # assistant says nothing of its own (apart from crisis resources).
+            return ProcessResult(messages=first, crisis=assessment.crisis, paused=True)
         # Every turn of this assistant's dialogue replies. Silence means Rasa swallowed a
         # failure (it logs a failing custom action and carries on), so say so rather than
         # leave the person waiting.
-        logger.error("No reply to a %s message for sender %s; sending the technical-problem "
-                     "reply", input_channel, sender_prefix(sender_id))
+        logger.error("No reply to a %s message for sender %s", input_channel,
+                     sender_prefix(sender_id))
+        if assessment.crisis:
+            return ProcessResult(messages=first + still_here, failed=True, crisis=True)
         return ProcessResult(
             messages=_text_message(
                 sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
             failed=True,
         )
-    return ProcessResult(messages=list(collector.messages))
+    return ProcessResult(messages=first + list(collector.messages), crisis=assessment.crisis)

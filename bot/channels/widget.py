@@ -119,9 +119,11 @@ def verify_session_token(token: object, secret: bytes) -> str | None:
 
 
 def widget_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Reduce Rasa's collected bot messages to what the widget renders: text and buttons.
+    """Reduce Rasa's collected bot messages to what the widget renders: text, buttons, and the
+    crisis flag.
 
-    Images, attachments, custom payloads and anything else are dropped, as are buttons without
+    Images, attachments, custom payloads (except ``{"crisis": true}``, which the widget uses to
+    keep crisis resources highlighted) and anything else are dropped, as are buttons without
     a string title and payload (e.g. URL buttons). A message left with neither text nor buttons
     is dropped.
 
@@ -129,7 +131,8 @@ def widget_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         messages: ``CollectingOutputChannel.messages``.
 
     Returns:
-        ``[{"text": ..., "buttons": [{"title": ..., "payload": ...}]}]`` with optional keys.
+        ``[{"text": ..., "buttons": [{"title": ..., "payload": ...}], "crisis": true}]`` with
+        optional keys.
     """
     result: list[dict[str, Any]] = []
     for message in messages:
@@ -148,6 +151,9 @@ def widget_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ]
         if buttons:
             item["buttons"] = buttons
+        custom = message.get("custom")
+        if item and isinstance(custom, dict) and custom.get("crisis") is True:
+            item["crisis"] = True
         if item:
             result.append(item)
     return result

@@ -1,4 +1,4 @@
-"""The application database: people, conversations, answers, consents and handoffs.
+"""The application database: people, conversations, answers, consents, handoffs and staff alerts.
 
 Alembic migrations in ``bot/db/migrations`` are the only way this schema changes; these models
 describe it for the service layer.
@@ -89,6 +89,13 @@ class HandoffReason(str, enum.Enum):
     COST_QUESTION = "cost_question"
     NLU_FALLBACK = "nlu_fallback"
     CRISIS = "crisis"
+
+
+class AlertStatus(str, enum.Enum):
+    """How the delivery of a staff alert through one transport ended."""
+
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class IntakeStatus(str, enum.Enum):
@@ -221,7 +228,31 @@ class Handoff(Base):
     conversation = relationship("Conversation", back_populates="handoffs")
 
 
+class StaffAlert(Base):
+    """One staff alert sent (or not) through one transport: webhook, email, or none configured.
+
+    Holds no patient data: only what staff need to find the handoff in the staff console, and
+    enough to see which alerts failed and why.
+    """
+
+    __tablename__ = "staff_alerts"
+
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(ForeignKey("handoffs.id"), index=True)
+    kind = Column(String(32), nullable=False)
+    priority = Column(_enum(HandoffPriority, "handoff_priority"), nullable=False)
+    transport = Column(String(16), nullable=False)
+    status = Column(_enum(AlertStatus, "alert_status"), nullable=False)
+    attempts = Column(Integer, nullable=False)
+    # An error type or "HTTP <status>", never a response body.
+    last_error = Column(String(200))
+    conversation_ref = Column(String(64), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    finished_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 __all__ = [
+    "AlertStatus",
     "Answer",
     "Base",
     "Channel",
@@ -235,5 +266,6 @@ __all__ = [
     "IntakeStatus",
     "Person",
     "PersonKind",
+    "StaffAlert",
     "utcnow",
 ]

@@ -479,14 +479,23 @@
         el("span", { className: "kcw-sr", text: who === "bot" ? TEXT.botPrefix : TEXT.userPrefix })
       );
       // textContent only: message content is never parsed as HTML.
-      node.appendChild(
-        el("p", {
-          className: "kcw-bubble",
-          "data-testid": "kcw-msg-" + who,
-          dir: "auto",
-          text: entry.text,
-        })
-      );
+      var bubble = el("p", {
+        className: "kcw-bubble",
+        "data-testid": "kcw-msg-" + who,
+        dir: "auto",
+        text: entry.text,
+      });
+      if (who === "bot" && entry.crisis === true) {
+        // Crisis resources stand out, are announced at once, and keep the crisis line in
+        // the header highlighted for the rest of the conversation.
+        bubble.className += " kcw-bubble--crisis";
+        bubble.setAttribute("role", "alert");
+        bubble.setAttribute("data-crisis", "true");
+        if (ui && ui.root) {
+          ui.root.classList.add("kcw-root--crisis");
+        }
+      }
+      node.appendChild(bubble);
     }
     var buttons = Array.isArray(entry.buttons) ? entry.buttons : [];
     if (who === "bot" && buttons.length) {
@@ -604,6 +613,9 @@
           var entry = { who: "bot" };
           if (typeof message.text === "string") {
             entry.text = message.text;
+          }
+          if (message.crisis === true) {
+            entry.crisis = true;
           }
           if (Array.isArray(message.buttons)) {
             entry.buttons = message.buttons

@@ -1,0 +1,551 @@
+"""The deterministic crisis detector: spaCy ``Matcher`` patterns over normalised words.
+
+How a message is read
+    1. Lower-cased; accents, punctuation and emoji removed ("Suicídio!!" -> "suicidio").
+    2. Texting forms and known misspellings replaced from the pattern file's ``spellings``
+       ("kms" -> "kill myself", "wanna" -> "want to").
+    3. Tokenised and lemmatised by a blank spaCy English pipeline with the lookup lemmatizer,
+       so "killing" reads as "kill" and "pills" as "pill". Contractions are split
+       ("don't" -> "do not").
+    4. A word that is not an English word and is one or two letters from a ``fuzzy`` key word
+       reads as that key word ("suicdie" -> "suicide").
+
+What comes out
+    :meth:`CrisisDetector.signals` lists every pattern that matched one message (its
+    :class:`Cue`s), after dropping matches that lie inside a ``not_crisis`` expression.
+    :meth:`CrisisDetector.assess` turns the newest message, the person's recent messages and
+    (optionally) the NLU model's intent into one :class:`Assessment`. It is the single decision
+    the live channels and ``python -m bot.safety.evaluate`` both use.
+
+The detector needs no database, no action server and no trained model, so it keeps working
+when those are down.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.matcher import Matcher
+from spacy.tokens import Doc, Span
+
+from bot.safety.patterns import (
+    DEFAULT_PATTERN_FILE,
+    GAP_WORDS,
+    STRONG,
+    Family,
+    PatternFileError,
+    PatternSet,
+    Phrase,
+    Slot,
+    load_patterns,
+)
+
+CRISIS_INTENT = "crisis"
+NLU_MIN_CONFIDENCE = 0.5
+"""The NLU layer counts when ``crisis`` is the top intent with at least this confidence."""
+
+WINDOW_MESSAGES = 5
+"""Messages scored together, the newest included."""
+WINDOW_THRESHOLD = 1.0
+"""Weak-sign weights across the window that make a crisis."""
+
+LAYER_PATTERNS = "patterns"
+LAYER_WINDOW = "window"
+LAYER_NLU = "nlu"
+
+_NOT = {"n't": "not", "nt": "not", "not": "not"}
+_CONTRACTION_HEADS = {"ca": "can", "wo": "will", "sha": "shall", "ai": "be"}
+
+_SPANISH_TEXT = (
+    "que de la el los las no me mi quiero estoy estar para con por una un lo se ya muy "
+    "pero todo nada porque tengo soy es esta como mas cuando yo ella el nos hoy gracias "
+    "hola bien vida morir dolor siento ayuda "
+)
+_SPANISH_WORDS = frozenset(_SPANISH_TEXT.split())
+_ENGLISH_TEXT = (
+    "the i to and a my is it of you in that this have be am are was for on with just not "
+    "what want feel like so do can about me "
+)
+_ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
+
+
+def fold(text: str) -> str:
+    """Lower-case, drop accents, and turn everything but letters, digits and ``'`` into spaces.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The folded text, words separated by single spaces.
+    """
+    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'").replace("\u2018", "'"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[^a-z0-9'\s]+", " ", text)
+    # Apostrophes only matter inside words ("don't"); quotes around words are noise.
+    text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)
+    return " ".join(text.split())
+
+
+def guess_language(text: str) -> str:
+    """``es`` when a message reads as Spanish, else ``en`` (a function-word count, on purpose
+    simple: it only picks the language of the crisis reply).
+
+    Args:
+        text: The message.
+
+    Returns:
+        ``es`` or ``en``.
+    """
+    if re.search(r"[ñ¿¡]", text.lower()):
+        return "es"
+    words = fold(text).split()
+    spanish = sum(word in _SPANISH_WORDS for word in words)
+    english = sum(word in _ENGLISH_WORDS for word in words)
+    return "es" if spanish >= 2 and spanish > english else "en"
+
+
+def _damerau(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance between ``a`` and ``b``, stopping above ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, char_b in enumerate(b, start=1):
+            cost = 0 if char_a == char_b else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if (
+                i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b
+            ):
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One pattern that matched one message.
+
+    Attributes:
+        family: The family's name (``explicit``, ``plan``, ``warning_signs`` ...).
+        phrase: The phrase as written in the pattern file.
+        strong: Whether this match alone is a crisis.
+        weight: What it adds to the window score (1.0 for strong cues).
+        language: ``en`` or ``es``.
+        poison_control: Whether the reply adds Poison Control.
+        start: First token of the match.
+        end: One past its last token.
+    """
+
+    family: str
+    phrase: str
+    strong: bool
+    weight: float
+    language: str
+    poison_control: bool
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class MessageSignals:
+    """What the patterns found in one message."""
+
+    cues: tuple[Cue, ...] = ()
+
+    @property
+    def strong(self) -> tuple[Cue, ...]:
+        """The cues that alone make a crisis."""
+        return tuple(cue for cue in self.cues if cue.strong)
+
+    @property
+    def weak(self) -> tuple[Cue, ...]:
+        """The warning signs, overlapping ones counted once."""
+        return tuple(cue for cue in self.cues if not cue.strong)
+
+    @property
+    def weak_weight(self) -> float:
+        """The sum of the warning signs' weights."""
+        return round(sum(cue.weight for cue in self.weak), 3)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The crisis decision for one incoming message.
+
+    Attributes:
+        crisis: Whether to take the crisis path.
+        layers: Which layers said so: ``patterns`` (a strong pattern in this message),
+            ``window`` (warning signs adding up across recent messages), ``nlu`` (the model's
+            ``crisis`` intent).
+        families: The pattern families that matched (strong and weak).
+        poison_control: Whether an overdose or poisoning was mentioned.
+        language: ``es`` or ``en``: the language of the reply.
+        window_score: The weak-sign score across the window.
+        nlu_confidence: The model's confidence in ``crisis`` (0 when unknown).
+    """
+
+    crisis: bool
+    layers: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+    poison_control: bool = False
+    language: str = "en"
+    window_score: float = 0.0
+    nlu_confidence: float = 0.0
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The assessment as JSON for a ``UserMessage``'s metadata and the handoff record."""
+        return {
+            "crisis": self.crisis,
+            "layers": list(self.layers),
+            "families": list(self.families),
+            "poison_control": self.poison_control,
+            "language": self.language,
+            "window_score": self.window_score,
+            "nlu_confidence": round(self.nlu_confidence, 3),
+        }
+
+
+@dataclass
+class _Compiled:
+    matcher: Matcher
+    masks: Matcher
+    keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
+
+
+class CrisisDetector:
+    """Detects crisis language with the patterns of one pattern file."""
+
+    def __init__(self, patterns: PatternSet, nlp: Language | None = None) -> None:
+        """Compile the patterns.
+
+        Args:
+            patterns: The parsed pattern file.
+            nlp: The spaCy pipeline to tokenise and lemmatise with (a blank English pipeline
+                with the lookup lemmatizer by default).
+
+        Raises:
+            PatternFileError: A phrase cannot be compiled.
+        """
+        self.patterns = patterns
+        self.nlp = nlp or _blank_english()
+        self._spelling_re = (
+            re.compile(r"\b(" + "|".join(map(re.escape, patterns.spellings)) + r")\b")
+            if patterns.spellings
+            else None
+        )
+        # Words never "corrected" towards a fuzzy key word: English words, and every word the
+        # pattern file itself uses (so Spanish "suicida" is not read as English "suicide").
+        self._vocabulary = _english_vocabulary(self.nlp) | _pattern_words(patterns)
+        try:
+            self._lemma_table: Any = self.nlp.get_pipe("lemmatizer").lookups.get_table(  # type: ignore[attr-defined]
+                "lemma_lookup"
+            )
+        except (KeyError, ValueError):
+            self._lemma_table = None
+        self._compiled = self._compile()
+
+    @classmethod
+    def from_file(cls, path: Path = DEFAULT_PATTERN_FILE) -> CrisisDetector:
+        """Load a pattern file and compile it.
+
+        Args:
+            path: The pattern file.
+
+        Returns:
+            The detector.
+        """
+        return cls(load_patterns(path))
+
+    # -- reading text -------------------------------------------------------------------
+
+    def _respell(self, text: str) -> str:
+        if self._spelling_re is None:
+            return text
+        spellings = self.patterns.spellings
+        return self._spelling_re.sub(lambda m: spellings[m.group(1)], text)
+
+    def _fuzzy(self, word: str) -> str | None:
+        if len(word) < 5 or word in self._vocabulary:
+            return None
+        for key in self.patterns.fuzzy:
+            limit = 1 if len(key) <= 7 else 2
+            if word != key and _damerau(word, key, limit) <= limit:
+                return key
+        return None
+
+    def _lemma(self, word: str) -> str:
+        table = self._lemma_table
+        return str(table.get(word, word)) if table is not None else word
+
+    def _word_norm(self, lower: str, lemma: str, fuzzy: bool) -> str:
+        if lower in _NOT:
+            return "not"
+        if lower in _CONTRACTION_HEADS:
+            return _CONTRACTION_HEADS[lower]
+        if fuzzy:
+            corrected = self._fuzzy(lower)
+            if corrected is not None:
+                return corrected
+            if (
+                lower.endswith("in")
+                and lower not in self._vocabulary
+                and lower + "g" in self._vocabulary
+            ):
+                # Dropped g: "killin" -> "killing", "cuttin" -> "cutting".
+                lower = lower + "g"
+                lemma = self._lemma(lower)
+        return (lemma or lower).lower()
+
+    def read(self, text: str, *, fuzzy: bool = True) -> Doc:
+        """Normalise and tokenise a message; each token's ``norm_`` holds its matching form.
+
+        Args:
+            text: The message.
+            fuzzy: Whether to correct near-misses of the ``fuzzy`` key words (off when
+                reading the pattern file's own words, which are spelt as meant).
+
+        Returns:
+            The spaCy ``Doc``.
+        """
+        doc = self.nlp(self._respell(fold(text)))
+        for token in doc:
+            token.norm_ = self._word_norm(token.lower_, token.lemma_, fuzzy)
+        return doc
+
+    def _norms(self, word: str) -> list[str]:
+        return [token.norm_ for token in self.read(word, fuzzy=False)]
+
+    # -- compiling ----------------------------------------------------------------------
+
+    def _token_specs(self, slots: Sequence[Slot], text: str, where: str) -> list[dict[str, Any]]:
+        specs: list[dict[str, Any]] = []
+        for slot in slots:
+            if slot.gap:
+                specs.extend({"OP": "?"} for _ in range(GAP_WORDS))
+                continue
+            if slot.number:
+                specs.append({"LIKE_NUM": True})
+                continue
+            if slot.exact:
+                spec: dict[str, Any] = {"LOWER": {"IN": list(slot.words)}}
+            else:
+                norms: list[str] = []
+                for word in slot.words:
+                    expanded = self._norms(word)
+                    if len(expanded) != 1:
+                        raise PatternFileError(
+                            f"{where}: {word!r} in {text!r} reads as {len(expanded)} words "
+                            f"({' '.join(expanded)}); write them in a (group) instead"
+                        )
+                    # The lookup lemmatizer ignores context ("thought" -> "think" even as a
+                    # noun), so a pattern word matches its lemma and its own form.
+                    norms.extend([expanded[0], fold(word)])
+                spec = {"NORM": {"IN": sorted(set(norms))}}
+            if slot.optional:
+                spec["OP"] = "?"
+            specs.append(spec)
+        return specs
+
+    def _expand(self, slots: Sequence[Slot]) -> list[Slot]:
+        """Split single words that read as several ("gonna" -> "going to") into slots."""
+        result: list[Slot] = []
+        for slot in slots:
+            if slot.gap or slot.number or slot.exact or len(slot.words) != 1:
+                result.append(slot)
+                continue
+            parts = self._respell(fold(slot.words[0])).split()
+            if len(parts) > 1 and not slot.optional:
+                result.extend(Slot(words=(part,)) for part in parts)
+            else:
+                result.append(slot)
+        return result
+
+    def _phrase_specs(self, phrase: Phrase, where: str) -> list[list[dict[str, Any]]]:
+        return [
+            self._token_specs(self._expand(variant), phrase.text, where)
+            for variant in phrase.variants
+        ]
+
+    def _compile(self) -> _Compiled:
+        vocab = self.nlp.vocab
+        compiled = _Compiled(matcher=Matcher(vocab), masks=Matcher(vocab))
+        for family in self.patterns.families:
+            for index, phrase in enumerate(family.phrases):
+                where = f"families.{family.name}[{index}]"
+                key = f"{family.name}:{index}"
+                compiled.matcher.add(key, self._phrase_specs(phrase, where))
+                compiled.keys[vocab.strings[key]] = (family, phrase)
+        for index, phrase in enumerate(self.patterns.not_crisis):
+            compiled.masks.add(
+                f"not_crisis:{index}", self._phrase_specs(phrase, f"not_crisis[{index}]")
+            )
+        return compiled
+
+    # -- matching -----------------------------------------------------------------------
+
+    def signals(self, text: str) -> MessageSignals:
+        """Every pattern that matched one message, outside ``not_crisis`` expressions.
+
+        Overlapping warning signs count once (the longest wins); strong cues are all kept.
+
+        Args:
+            text: The message.
+
+        Returns:
+            The cues.
+        """
+        doc = self.read(text)
+        masks = [(start, end) for _, start, end in self._compiled.masks(doc)]
+        strong: list[Cue] = []
+        weak_spans: list[Span] = []
+        weak_cues: dict[tuple[int, int], Cue] = {}
+        for match_id, start, end in self._compiled.matcher(doc):
+            if any(m_start <= start and end <= m_end for m_start, m_end in masks):
+                continue
+            family, phrase = self._compiled.keys[match_id]
+            cue = Cue(
+                family=family.name,
+                phrase=phrase.text,
+                strong=family.strength == STRONG,
+                weight=family.weight,
+                language=family.language,
+                poison_control=family.poison_control,
+                start=start,
+                end=end,
+            )
+            if cue.strong:
+                strong.append(cue)
+            else:
+                span = doc[start:end]
+                previous = weak_cues.get((start, end))
+                if previous is None or previous.weight < cue.weight:
+                    weak_cues[(start, end)] = cue
+                weak_spans.append(span)
+        kept = spacy.util.filter_spans(weak_spans)
+        weak = [weak_cues[(span.start, span.end)] for span in kept]
+        return MessageSignals(cues=tuple(strong + weak))
+
+    def assess(
+        self,
+        text: str,
+        history: Sequence[str] = (),
+        nlu: Mapping[str, Any] | None = None,
+    ) -> Assessment:
+        """Decide whether one incoming message takes the crisis path.
+
+        Args:
+            text: The newest message.
+            history: The person's previous messages in the window, oldest first (only the
+                last ``WINDOW_MESSAGES - 1`` are used).
+            nlu: The NLU parse of ``text`` (``{"intent": ..., "intent_ranking": [...]}``), or
+                ``None`` when the model is not available.
+
+        Returns:
+            The assessment.
+        """
+        current = self.signals(text)
+        layers: list[str] = []
+        if current.strong:
+            layers.append(LAYER_PATTERNS)
+        window_score = current.weak_weight
+        if current.weak:
+            for previous in list(history)[-(WINDOW_MESSAGES - 1):]:
+                window_score += self.signals(previous).weak_weight
+            if window_score >= WINDOW_THRESHOLD:
+                layers.append(LAYER_WINDOW)
+        confidence = nlu_crisis_confidence(nlu)
+        if confidence >= NLU_MIN_CONFIDENCE:
+            layers.append(LAYER_NLU)
+        families = tuple(dict.fromkeys(cue.family for cue in current.cues))
+        spanish = any(cue.language == "es" for cue in current.cues)
+        return Assessment(
+            crisis=bool(layers),
+            layers=tuple(layers),
+            families=families,
+            poison_control=any(cue.poison_control for cue in current.cues),
+            language="es" if spanish else guess_language(text),
+            window_score=round(window_score, 3),
+            nlu_confidence=confidence,
+        )
+
+
+def nlu_crisis_confidence(nlu: Mapping[str, Any] | None) -> float:
+    """The model's confidence in ``crisis`` when it is the top intent, else 0.
+
+    The top intent is read from the ranking, so that a low-confidence ``crisis`` which the
+    fallback classifier turned into ``nlu_fallback`` still counts.
+
+    Args:
+        nlu: An NLU parse, or ``None``.
+
+    Returns:
+        The confidence, between 0 and 1.
+    """
+    if not nlu:
+        return 0.0
+    ranking: Iterable[Mapping[str, Any]] = nlu.get("intent_ranking") or []
+    ranked = [item for item in ranking if item.get("name") != "nlu_fallback"]
+    top = ranked[0] if ranked else (nlu.get("intent") or {})
+    if top.get("name") != CRISIS_INTENT:
+        return 0.0
+    try:
+        return float(top.get("confidence") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _pattern_words(patterns: PatternSet) -> frozenset[str]:
+    words: set[str] = set()
+    for phrase in [p for family in patterns.families for p in family.phrases]:
+        for variant in phrase.variants:
+            for slot in variant:
+                words.update(fold(word) for word in slot.words)
+    return frozenset(words - set(patterns.fuzzy))
+
+
+def _blank_english() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
+def _english_vocabulary(nlp: Language) -> frozenset[str]:
+    """Words the lookup lemmatizer knows: forms and lemmas (so real words are never fuzzed)."""
+    try:
+        table = nlp.get_pipe("lemmatizer").lookups.get_table(  # type: ignore[attr-defined]
+            "lemma_lookup"
+        )
+    except (KeyError, ValueError):
+        return frozenset()
+    words: set[str] = set()
+    for key in table:
+        value = table[key]
+        if isinstance(value, str):
+            words.add(value.lower())
+    for value in table.values():
+        if isinstance(value, str):
+            words.add(value.lower())
+    # The table stores keys as hashes; the forms come back through the string store.
+    words.update(
+        nlp.vocab.strings[key].lower() for key in table if key in nlp.vocab.strings
+    )
+    return frozenset(words)
+
+
+@lru_cache(maxsize=1)
+def get_detector() -> CrisisDetector:
+    """The detector for the project's pattern file, built once per process."""
+    return CrisisDetector.from_file(DEFAULT_PATTERN_FILE)

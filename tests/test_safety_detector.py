@@ -1,0 +1,279 @@
+"""The deterministic crisis detector: every pattern family, the reading rules, the window, the
+NLU layer and the pattern file's own checks.
+
+The examples here are written for these tests (not taken from the evaluation sets); the
+measured figures on the evaluation sets come from ``python -m bot.safety.evaluate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.safety.detector import (
+    LAYER_NLU,
+    LAYER_PATTERNS,
+    LAYER_WINDOW,
+    CrisisDetector,
+    fold,
+    get_detector,
+    guess_language,
+    nlu_crisis_confidence,
+)
+from bot.safety.patterns import PatternFileError, expand_groups, load_patterns, parse_phrase
+
+
+@pytest.fixture(scope="module")
+def detector() -> CrisisDetector:
+    return get_detector()
+
+
+FAMILY_EXAMPLES = {
+    "explicit": [
+        "I want to kill myself",
+        "honestly I've been feeling suicidal since friday",
+        "I am going to end my life",
+        "I keep thinking about taking my own life",
+        "I want to die",
+    ],
+    "passive": [
+        "everyone would be better off without me",
+        "I wish I was dead",
+        "I don't want to wake up tomorrow",
+        "there's no reason to live anymore",
+        "I'm so tired of being alive",
+    ],
+    "plan": [
+        "I've been stockpiling my pills",
+        "I wrote a goodbye letter to my kids",
+        "I'm going to jump off the bridge near my house",
+        "I bought a rope yesterday",
+        "I'm giving away my things to my friends",
+    ],
+    "self_harm": [
+        "I cut myself again last night",
+        "I've been hurting myself",
+        "I keep burning myself with a lighter on purpose",
+        "the urge to self harm is so strong",
+        "I slit my wrist",
+    ],
+    "overdose": [
+        "I took a whole bottle of my sleeping pills",
+        "I think I overdosed",
+        "I swallowed 30 tylenol",
+        "I mixed my meds with vodka on purpose",
+        "my husband is not breathing",
+    ],
+    "slang": [
+        "kms",
+        "i wanna unalive myself",
+        "thinking about sucide",
+        "i feel suicidel",
+        "gonna kil myself",
+    ],
+    "spanish": [
+        "me quiero morir",
+        "ya no quiero vivir",
+        "quiero quitarme la vida",
+        "me estoy haciendo daño otra vez",
+        "me tomé todas las pastillas",
+    ],
+}
+
+NOT_CRISIS = [
+    "this traffic is killing me",
+    "I'm dying to know when my appointment is",
+    "the infusion killed my depression",
+    "my grandmother died last year",
+    "how do I end this chat",
+    "my phone is dying",
+    "I'm dead tired after work",
+    "what does a booster cost?",
+    "I've felt a bit down and my sleep is off",
+    "STOP",
+    "estoy bien, gracias",
+    "me muero de hambre",
+    "my friend committed suicide years ago and I still think of her",
+    "can you overdose on ketamine at the clinic?",
+    "I cut myself shaving this morning",
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "text"),
+    [(family, text) for family, texts in FAMILY_EXAMPLES.items() for text in texts],
+)
+def test_each_family_is_detected(detector: CrisisDetector, family: str, text: str) -> None:
+    assessment = detector.assess(text)
+    assert assessment.crisis, (family, text)
+    assert LAYER_PATTERNS in assessment.layers
+
+
+@pytest.mark.parametrize("text", NOT_CRISIS)
+def test_hard_negatives_are_not_flagged(detector: CrisisDetector, text: str) -> None:
+    assert not detector.assess(text).crisis, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I took too many pills on purpose", "I overdosed an hour ago", "me tomé todas las pastillas"],
+)
+def test_overdose_adds_poison_control(detector: CrisisDetector, text: str) -> None:
+    assert detector.assess(text).poison_control
+
+
+def test_no_poison_control_without_overdose(detector: CrisisDetector) -> None:
+    assert not detector.assess("I want to kill myself").poison_control
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("quiero suicidarme", "es"),
+        ("no quiero seguir viviendo", "es"),
+        ("I want to die", "en"),
+        ("Hola, ¿a qué hora abren?", "es"),
+        ("hello, when do you open?", "en"),
+    ],
+)
+def test_reply_language(detector: CrisisDetector, text: str, language: str) -> None:
+    assert detector.assess(text).language == language or guess_language(text) == language
+
+
+def test_crisis_inside_an_intake_answer(detector: CrisisDetector) -> None:
+    text = "Sertraline and lithium. Honestly I've had thoughts of suicide this week. Anyway."
+    assert detector.assess(text).crisis
+
+
+def test_reading_folds_case_accents_punctuation_and_emoji() -> None:
+    assert fold("Quiero SUICIDARME!!! 😔") == "quiero suicidarme"
+    assert fold("I can’t") == "i can't"
+
+
+@pytest.mark.parametrize(
+    ("text", "norms"),
+    [
+        ("I don't want to live", ["i", "do", "not", "want", "to", "live"]),
+        ("i dont want to live", ["i", "do", "not", "want", "to", "live"]),
+        ("killing myself", ["kill", "myself"]),
+        ("kms", ["kill", "myself"]),
+        ("thinkin of killin myself", ["think", "of", "kill", "myself"]),
+        ("suicdie", ["suicide"]),
+    ],
+)
+def test_reading_rules(detector: CrisisDetector, text: str, norms: list[str]) -> None:
+    assert [token.norm_ for token in detector.read(text)] == norms
+
+
+def test_fuzzy_matching_leaves_english_words_alone(detector: CrisisDetector) -> None:
+    # "subside" is two edits from "suicide" but is an English word.
+    assert [token.norm_ for token in detector.read("subside")] == ["subside"]
+    assert not detector.assess("I hope the symptoms subside soon").crisis
+
+
+def test_one_warning_sign_alone_is_not_a_crisis(detector: CrisisDetector) -> None:
+    assessment = detector.assess("I can't take it anymore")
+    assert not assessment.crisis
+    assert assessment.window_score == pytest.approx(0.5)
+
+
+def test_warning_signs_spread_over_messages_are_a_crisis(detector: CrisisDetector) -> None:
+    history = ["work has been awful", "I can't take it anymore"]
+    assessment = detector.assess("I've got all my pills right here", history=history)
+    assert assessment.crisis
+    assert assessment.layers == (LAYER_WINDOW,)
+    assert assessment.window_score >= 1.0
+
+
+def test_window_needs_a_sign_in_the_newest_message(detector: CrisisDetector) -> None:
+    history = ["I can't take it anymore", "I have my pills right here"]
+    assert not detector.assess("ok, what time do you open?", history=history).crisis
+
+
+def test_window_only_counts_the_last_messages(detector: CrisisDetector) -> None:
+    history = ["I can't take it anymore", "hi", "ok", "thanks", "sure"]
+    assert not detector.assess("I have my pills", history=history).crisis
+
+
+def test_nlu_layer_counts_when_crisis_is_the_top_intent(detector: CrisisDetector) -> None:
+    parse = {
+        "intent": {"name": "nlu_fallback", "confidence": 0.45},
+        "intent_ranking": [
+            {"name": "nlu_fallback", "confidence": 0.45},
+            {"name": "crisis", "confidence": 0.62},
+            {"name": "greet", "confidence": 0.2},
+        ],
+    }
+    assessment = detector.assess("everything is grey and pointless", nlu=parse)
+    assert assessment.crisis
+    assert assessment.layers == (LAYER_NLU,)
+    assert nlu_crisis_confidence(parse) == pytest.approx(0.62)
+
+
+@pytest.mark.parametrize(
+    "ranking",
+    [
+        [{"name": "greet", "confidence": 0.9}, {"name": "crisis", "confidence": 0.1}],
+        [{"name": "crisis", "confidence": 0.3}],
+        [],
+    ],
+)
+def test_nlu_layer_ignores_weak_or_lower_crisis(detector: CrisisDetector, ranking: list) -> None:
+    parse = {"intent": ranking[0] if ranking else {}, "intent_ranking": ranking}
+    assert not detector.assess("hello there", nlu=parse).crisis
+
+
+def test_phrase_language() -> None:
+    phrase = parse_phrase("want|wish [to] ... (end it|go on)", "test")
+    assert len(phrase.variants) == 2
+    first = phrase.variants[0]
+    assert first[0].words == ("want", "wish")
+    assert first[1].optional
+    assert first[2].gap
+    assert expand_groups("a (b|c d) e", "test") == ["a b e", "a c d e"]
+    assert expand_groups("a (b|c) e", "test") == ["a b|c e"]
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    ["", "... kill", "kill ...", "[my]", "kill (myself|)", "kill (myself", "=took|take"],
+)
+def test_malformed_phrases_are_rejected(phrase: str) -> None:
+    with pytest.raises(PatternFileError):
+        parse_phrase(phrase, "test")
+
+
+def test_pattern_file_rejects_duplicates_and_bad_strength(tmp_path: Path) -> None:
+    path = tmp_path / "patterns.yml"
+    path.write_text(
+        "version: 1\nfamilies:\n  a:\n    strength: strong\n"
+        "    phrases: [kill myself, kill myself]\n"
+        "not_crisis: [dead tired]\n"
+    )
+    with pytest.raises(PatternFileError, match="duplicate"):
+        load_patterns(path)
+    path.write_text(
+        "version: 1\nfamilies:\n  a:\n    strength: loud\n    phrases: [kill myself]\n"
+        "not_crisis: [dead tired]\n"
+    )
+    with pytest.raises(PatternFileError, match="strength"):
+        load_patterns(path)
+
+
+def test_a_word_that_reads_as_two_must_be_a_group(tmp_path: Path) -> None:
+    path = tmp_path / "patterns.yml"
+    path.write_text(
+        "version: 1\nspellings:\n  kms: kill myself\nfamilies:\n  a:\n    strength: strong\n"
+        "    phrases: [kms|die now]\nnot_crisis: [dead tired]\n"
+    )
+    with pytest.raises(PatternFileError, match="group"):
+        CrisisDetector.from_file(path)
+
+
+def test_the_project_pattern_file_loads_and_every_family_has_phrases() -> None:
+    patterns = load_patterns()
+    names = {family.name for family in patterns.families}
+    assert {"explicit", "passive", "plan", "self_harm", "overdose", "spanish"} <= names
+    assert all(family.phrases for family in patterns.families)
+    assert patterns.family("overdose").poison_control
