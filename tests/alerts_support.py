@@ -122,6 +122,11 @@ class WebhookReceiver:
         with self._lock:
             self._fail_always, self._fail_status = True, status
 
+    def succeed(self) -> None:
+        """Stop failing: answer every request normally again."""
+        with self._lock:
+            self._fail_always, self._fail_next = False, 0
+
     @property
     def url(self) -> str:
         """The endpoint's URL."""

@@ -20,6 +20,7 @@ import pytest
 from bot.db import migrate
 from bot.run import MODEL_PATH, Stack, start_stack
 from bot.settings import PROJECT_ROOT, get_settings
+from tests.alerts_support import WebhookReceiver
 
 
 def free_port() -> int:
@@ -29,14 +30,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+RASA_API_TOKEN = "stack-test-rasa-token"
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def staff_alerts() -> Iterator[WebhookReceiver]:
+    """The staff-alert webhook the stack posts to (a local receiver that records requests)."""
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(staff_alerts: WebhookReceiver) -> Iterator[Stack]:
     """The running product."""
     if not MODEL_PATH.exists():
         pytest.skip(f"{MODEL_PATH} is missing; `make test` trains it before running the suite")
     settings = get_settings()
     demo_port = free_port()
     env = dict(os.environ)
+    env["BOT_ALERT_WEBHOOK_URL"] = staff_alerts.url
+    env["BOT_ALERT_WEBHOOK_SECRET"] = "stack-test-alert-secret"
+    env["BOT_ALERT_RETRY_DELAY"] = "0.05"
+    env["BOT_RASA_API_TOKEN"] = RASA_API_TOKEN
     env["BOT_DATABASE_URL"] = f"sqlite:///{settings.data_dir / 'stack.db'}"
     env["BOT_TRACKER_DB"] = str(settings.data_dir / "stack-tracker.db")
     env["BOT_WIDGET_ALLOWED_ORIGINS"] = f"http://localhost:{demo_port},http://127.0.0.1:{demo_port}"
@@ -76,9 +91,13 @@ class RestChat:
 
     def say(self, message: str) -> list[str]:
         """Send a message and return the texts of the replies."""
+        return [reply.get("text", "") for reply in self.send(message)]
+
+    def send(self, message: str) -> list[dict[str, Any]]:
+        """Send a message and return the replies as the channel sent them."""
         status, body = post_json(self.url, {"sender": self.sender, "message": message})
         assert status == 200, (status, body)
-        return [reply.get("text", "") for reply in body]
+        return list(body)
 
 
 @pytest.fixture
