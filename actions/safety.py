@@ -72,8 +72,8 @@ class ActionCrisisSupport(Action):
         """Send the supportive follow-up; pause the form; cover a message the channel did not.
 
         Returns:
-            ``ActiveLoop(None)`` and a cleared ``requested_slot`` when a form was active (its
-            slots and stored answers are kept, so it resumes where it stopped), else nothing.
+            ``ActiveLoop(None)`` and a cleared ``requested_slot``: an active form is paused (its
+            slots and stored answers are kept, so it resumes where it stopped).
         """
         language = _language(tracker)
         suffix = "_es" if language == "es" else ""
@@ -94,10 +94,9 @@ class ActionCrisisSupport(Action):
                 )
             _alert_in_background(tracker, record)
         dispatcher.utter_message(response=f"utter_crisis_support{suffix}")
-        if paused_form is None:
-            return []
-        if language == "en":
+        if paused_form is not None and language == "en":
             dispatcher.utter_message(response="utter_crisis_resume_offer")
+        # Always: with no form active this changes nothing, and the rules stay consistent.
         return [ActiveLoop(None), SlotSet(names.SLOT_REQUESTED, None)]
 
 
