@@ -277,3 +277,23 @@ def test_the_project_pattern_file_loads_and_every_family_has_phrases() -> None:
     assert {"explicit", "passive", "plan", "self_harm", "overdose", "spanish"} <= names
     assert all(family.phrases for family in patterns.families)
     assert patterns.family("overdose").poison_control
+
+
+def test_optional_brackets_take_one_word() -> None:
+    with pytest.raises(PatternFileError, match="one word"):
+        parse_phrase("hope [for me] die", "test")
+
+
+def test_unquoted_yaml_booleans_in_spellings_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "patterns.yml"
+    path.write_text(
+        "version: 1\nspellings:\n  offing: off\nfamilies:\n  a:\n    strength: strong\n"
+        "    phrases: [kill myself]\nnot_crisis: [dead tired]\n"
+    )
+    with pytest.raises(PatternFileError, match="quoted"):
+        load_patterns(path)
+
+
+def test_the_same_warning_sign_twice_counts_once(detector: CrisisDetector) -> None:
+    signals = detector.signals("do I take my pills before the infusion or my pills after?")
+    assert signals.weak_weight < 1.0

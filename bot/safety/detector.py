@@ -434,7 +434,12 @@ class CrisisDetector:
                     weak_cues[(start, end)] = cue
                 weak_spans.append(span)
         kept = spacy.util.filter_spans(weak_spans)
-        weak = [weak_cues[(span.start, span.end)] for span in kept]
+        weak: list[Cue] = []
+        for span in kept:
+            cue = weak_cues[(span.start, span.end)]
+            # The same sign twice in one message ("pills ... pills") counts once.
+            if all((cue.family, cue.phrase) != (seen.family, seen.phrase) for seen in weak):
+                weak.append(cue)
         return MessageSignals(cues=tuple(strong + weak))
 
     def assess(

@@ -179,6 +179,10 @@ def _parse_words(variant: str, text: str, where: str) -> tuple[Slot, ...]:
                 raise PatternFileError(f"{where}: {text!r} cannot start with '...'")
             slots.append(Slot(gap=True))
             continue
+        if raw.startswith("[") != raw.endswith("]"):
+            raise PatternFileError(
+                f"{where}: {text!r}: [optional] takes one word; write (a b|) groups instead"
+            )
         optional = raw.startswith("[") and raw.endswith("]")
         body = raw[1:-1] if optional else raw
         alternatives = [word for word in body.split("|")]
@@ -263,6 +267,10 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
     spellings_raw = raw.get("spellings") or {}
     if not isinstance(spellings_raw, dict):
         raise PatternFileError(f"{path}: 'spellings' must be a mapping")
+    for key, value in spellings_raw.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            # YAML reads unquoted off/yes/no as booleans: quote them.
+            raise PatternFileError(f"spellings: {key!r}: {value!r} must both be quoted text")
     spellings = {str(k).lower(): str(v).lower() for k, v in spellings_raw.items()}
     for key in spellings:
         if len(key.split()) != 1:
