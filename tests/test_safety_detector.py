@@ -297,3 +297,13 @@ def test_unquoted_yaml_booleans_in_spellings_are_rejected(tmp_path: Path) -> Non
 def test_the_same_warning_sign_twice_counts_once(detector: CrisisDetector) -> None:
     signals = detector.signals("do I take my pills before the infusion or my pills after?")
     assert signals.weak_weight < 1.0
+
+
+def test_nlu_layer_ignores_very_short_messages(detector: CrisisDetector) -> None:
+    # The classifier guesses crisis for some unknown single words, e.g. a name given as an
+    # intake answer; short crisis messages are caught by the patterns instead.
+    parse = {"intent": {"name": "crisis", "confidence": 0.99},
+             "intent_ranking": [{"name": "crisis", "confidence": 0.99},
+                                {"name": "inform", "confidence": 0.01}]}
+    assert not detector.assess("Yusuf", nlu=parse).crisis
+    assert detector.assess("kms", nlu=parse).crisis

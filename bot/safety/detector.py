@@ -51,6 +51,10 @@ from bot.safety.patterns import (
 CRISIS_INTENT = "crisis"
 NLU_MIN_CONFIDENCE = 0.5
 """The NLU layer counts when ``crisis`` is the top intent with at least this confidence."""
+NLU_MIN_WORDS = 3
+"""...and the message has at least this many words. The classifier guesses ``crisis`` for some
+unknown single words (a name typed as an answer); short crisis messages ("kms", "suicidal")
+are the patterns' job."""
 
 WINDOW_MESSAGES = 5
 """Messages scored together, the newest included."""
@@ -471,7 +475,7 @@ class CrisisDetector:
             if window_score >= WINDOW_THRESHOLD:
                 layers.append(LAYER_WINDOW)
         confidence = nlu_crisis_confidence(nlu)
-        if confidence >= NLU_MIN_CONFIDENCE:
+        if confidence >= NLU_MIN_CONFIDENCE and len(fold(text).split()) >= NLU_MIN_WORDS:
             layers.append(LAYER_NLU)
         families = tuple(dict.fromkeys(cue.family for cue in current.cues))
         spanish = any(cue.language == "es" for cue in current.cues)

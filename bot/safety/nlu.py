@@ -80,11 +80,16 @@ class CrisisIntentOverride(GraphComponent, IntentClassifier):
             text = message.get(TEXT)
             if not isinstance(text, str) or not text:
                 continue
-            parse = {
-                INTENT: message.get(INTENT) or {},
-                INTENT_RANKING_KEY: message.get(INTENT_RANKING_KEY) or [],
-            }
+            intent: dict[str, Any] = message.get(INTENT) or {}
+            ranking: list[dict[str, Any]] = message.get(INTENT_RANKING_KEY) or []
+            parse = {INTENT: intent, INTENT_RANKING_KEY: ranking}
             assessment = detector.assess(text, history=(), nlu=parse)
+            if not assessment.crisis and intent.get(INTENT_NAME_KEY) == CRISIS_INTENT:
+                # The classifier said crisis where the crisis check does not (e.g. a name
+                # typed as an answer): take its next intent, so the dialogue and the channel
+                # agree.
+                message.set(INTENT, _next_intent(ranking), add_to_output=True)
+                continue
             if assessment.crisis:
                 confidence = 1.0 if assessment.layers != ("nlu",) else (
                     nlu_crisis_confidence(parse)
@@ -95,3 +100,13 @@ class CrisisIntentOverride(GraphComponent, IntentClassifier):
                     add_to_output=True,
                 )
         return messages
+
+
+def _next_intent(ranking: list[dict[str, Any]]) -> dict[str, Any]:
+    for item in ranking:
+        if item.get(INTENT_NAME_KEY) not in (CRISIS_INTENT, "nlu_fallback"):
+            return {
+                INTENT_NAME_KEY: item.get(INTENT_NAME_KEY),
+                PREDICTED_CONFIDENCE_KEY: item.get(PREDICTED_CONFIDENCE_KEY, 0.0),
+            }
+    return {INTENT_NAME_KEY: "nlu_fallback", PREDICTED_CONFIDENCE_KEY: 0.0}
