@@ -9,7 +9,6 @@ intent is never handled by half.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -21,17 +20,13 @@ from rasa_sdk.types import DomainDict
 
 from actions import names
 from actions.common import input_channel, latest_text
-from bot.alerts import Alert, deliver
 from bot.db.session import unit_of_work
 from bot.safety.detector import get_detector, guess_language
-from bot.safety.guard import resources_response
+from bot.safety.guard import alert_staff_in_background, crisis_alert, resources_response
 from bot.services import safety
 from bot.services.safety import CrisisRecord
 
 logger = logging.getLogger(__name__)
-
-_background: set[asyncio.Task[Any]] = set()
-
 
 def _safety_metadata(tracker: Tracker) -> dict[str, Any]:
     metadata = tracker.latest_message.get("metadata") or {}
@@ -45,19 +40,11 @@ def _language(tracker: Tracker) -> str:
 
 
 def _alert_in_background(tracker: Tracker, record: CrisisRecord) -> None:
-    if record.alert_kind is None:
-        return
-    alert = Alert(
-        kind=record.alert_kind,
-        priority=record.priority.value,
-        conversation_ref=f"{tracker.sender_id[:12]}…",
-        channel=input_channel(tracker).value,
-        handoff_id=record.handoff_id,
-        occurred_at=dt.datetime.now(dt.timezone.utc),
-    )
-    task = asyncio.get_running_loop().create_task(deliver(alert))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    if record.alert_kind is not None:
+        alert_staff_in_background(
+            crisis_alert(tracker.sender_id, input_channel(tracker), record,
+                         dt.datetime.now(dt.timezone.utc))
+        )
 
 
 class ActionCrisisSupport(Action):

@@ -80,18 +80,24 @@ def receiver() -> Any:
         yield running
 
 
-@pytest.fixture
-def env(override_settings, tmp_path: Path, receiver: WebhookReceiver) -> Path:
-    database = tmp_path / "app.db"
+def use_database(override_settings, tmp_path: Path, receiver: WebhookReceiver,
+                 database_url: str, migrate_it: bool = True) -> None:
+    """Point the settings at ``database_url`` and the alert webhook at ``receiver``."""
     override_settings(
         BOT_DATA_DIR=str(tmp_path),
-        BOT_DATABASE_URL=f"sqlite:///{database}",
+        BOT_DATABASE_URL=database_url,
         BOT_ALERT_WEBHOOK_URL=receiver.url,
         BOT_ALERT_WEBHOOK_SECRET="test-alert-secret",
         BOT_ALERT_RETRY_DELAY="0.01",
     )
-    migrate.upgrade(f"sqlite:///{database}")
+    if migrate_it:
+        migrate.upgrade(database_url)
     get_engine.cache_clear()
+
+
+@pytest.fixture
+def env(override_settings, tmp_path: Path, receiver: WebhookReceiver) -> Path:
+    use_database(override_settings, tmp_path, receiver, f"sqlite:///{tmp_path / 'app.db'}")
     return tmp_path
 
 
@@ -215,14 +221,7 @@ async def test_database_down_resources_and_alert_still_go_out_and_the_record_is_
     override_settings, tmp_path: Path, app: Sanic, receiver: WebhookReceiver
 ) -> None:
     broken = f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}"
-    override_settings(
-        BOT_DATA_DIR=str(tmp_path),
-        BOT_DATABASE_URL=broken,
-        BOT_ALERT_WEBHOOK_URL=receiver.url,
-        BOT_ALERT_WEBHOOK_SECRET="test-alert-secret",
-        BOT_ALERT_RETRY_DELAY="0.01",
-    )
-    get_engine.cache_clear()
+    use_database(override_settings, tmp_path, receiver, broken, migrate_it=False)
     replies = await say(app, "I want to end my life")
     assert "988" in replies[0]["text"]
     await guard.drain()
@@ -233,15 +232,7 @@ async def test_database_down_resources_and_alert_still_go_out_and_the_record_is_
     assert "end my life" not in spooled[0].read_text()  # encrypted on disk
 
     # The database is back: the spooled record is written on the next chance.
-    good = tmp_path / "app.db"
-    override_settings(
-        BOT_DATA_DIR=str(tmp_path),
-        BOT_DATABASE_URL=f"sqlite:///{good}",
-        BOT_ALERT_WEBHOOK_URL=receiver.url,
-        BOT_ALERT_WEBHOOK_SECRET="test-alert-secret",
-    )
-    migrate.upgrade(f"sqlite:///{good}")
-    get_engine.cache_clear()
+    use_database(override_settings, tmp_path, receiver, f"sqlite:///{tmp_path / 'app.db'}")
     assert guard.replay_spool() == 1
     assert not list((tmp_path / "spool" / "crisis").glob("*.json"))
     [handoff] = crisis_handoffs()

@@ -138,7 +138,12 @@ def test_no_poison_control_without_overdose(detector: CrisisDetector) -> None:
     ],
 )
 def test_reply_language(detector: CrisisDetector, text: str, language: str) -> None:
-    assert detector.assess(text).language == language or guess_language(text) == language
+    assert detector.assess(text).language == language
+
+
+def test_guess_language_needs_more_than_one_spanish_word() -> None:
+    assert guess_language("no quiero seguir viviendo") == "es"
+    assert guess_language("quiero") == "en"  # then only a Spanish pattern makes it Spanish
 
 
 def test_crisis_inside_an_intake_answer(detector: CrisisDetector) -> None:
@@ -244,29 +249,29 @@ def test_malformed_phrases_are_rejected(phrase: str) -> None:
         parse_phrase(phrase, "test")
 
 
-def test_pattern_file_rejects_duplicates_and_bad_strength(tmp_path: Path) -> None:
+def pattern_file(tmp_path: Path, phrases: str, strength: str = "strong",
+                 spellings: str = "") -> Path:
+    """A one-family pattern file (``spellings`` is YAML for the spellings mapping)."""
     path = tmp_path / "patterns.yml"
+    head = f"version: 1\nspellings:\n{spellings}" if spellings else "version: 1\n"
     path.write_text(
-        "version: 1\nfamilies:\n  a:\n    strength: strong\n"
-        "    phrases: [kill myself, kill myself]\n"
+        f"{head}families:\n  a:\n    strength: {strength}\n    phrases: [{phrases}]\n"
         "not_crisis: [dead tired]\n"
     )
+    return path
+
+
+def test_pattern_file_rejects_duplicates_and_bad_strength(tmp_path: Path) -> None:
+    path = pattern_file(tmp_path, "kill myself, kill myself")
     with pytest.raises(PatternFileError, match="duplicate"):
         load_patterns(path)
-    path.write_text(
-        "version: 1\nfamilies:\n  a:\n    strength: loud\n    phrases: [kill myself]\n"
-        "not_crisis: [dead tired]\n"
-    )
+    path = pattern_file(tmp_path, "kill myself", strength="loud")
     with pytest.raises(PatternFileError, match="strength"):
         load_patterns(path)
 
 
 def test_a_word_that_reads_as_two_must_be_a_group(tmp_path: Path) -> None:
-    path = tmp_path / "patterns.yml"
-    path.write_text(
-        "version: 1\nspellings:\n  kms: kill myself\nfamilies:\n  a:\n    strength: strong\n"
-        "    phrases: [kms|die now]\nnot_crisis: [dead tired]\n"
-    )
+    path = pattern_file(tmp_path, "kms|die now", spellings="  kms: kill myself\n")
     with pytest.raises(PatternFileError, match="group"):
         CrisisDetector.from_file(path)
 
@@ -285,11 +290,7 @@ def test_optional_brackets_take_one_word() -> None:
 
 
 def test_unquoted_yaml_booleans_in_spellings_are_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "patterns.yml"
-    path.write_text(
-        "version: 1\nspellings:\n  offing: off\nfamilies:\n  a:\n    strength: strong\n"
-        "    phrases: [kill myself]\nnot_crisis: [dead tired]\n"
-    )
+    path = pattern_file(tmp_path, "kill myself", spellings="  offing: off\n")
     with pytest.raises(PatternFileError, match="quoted"):
         load_patterns(path)
 

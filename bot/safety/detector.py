@@ -249,16 +249,21 @@ class CrisisDetector:
             if patterns.spellings
             else None
         )
-        # Words never "corrected" towards a fuzzy key word: English words, and every word the
-        # pattern file itself uses (so Spanish "suicida" is not read as English "suicide").
-        self._vocabulary = _english_vocabulary(self.nlp) | _pattern_words(patterns)
         try:
             self._lemma_table: Any = self.nlp.get_pipe("lemmatizer").lookups.get_table(  # type: ignore[attr-defined]
                 "lemma_lookup"
             )
         except (KeyError, ValueError):
             self._lemma_table = None
+        # Words never "corrected" towards a fuzzy key word: English words, and every word the
+        # pattern file itself uses (so Spanish "suicida" is not read as English "suicide").
+        self._vocabulary = _english_vocabulary(self._lemma_table, self.nlp) | _pattern_words(
+            patterns
+        )
         self._compiled = self._compile()
+        # The same text is read more than once per incoming message (the channel's check, the
+        # model's override, and again as window history on later messages): remember results.
+        self.signals = lru_cache(maxsize=4096)(self._signals)  # type: ignore[method-assign]
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERN_FILE) -> CrisisDetector:
@@ -402,6 +407,19 @@ class CrisisDetector:
     def signals(self, text: str) -> MessageSignals:
         """Every pattern that matched one message, outside ``not_crisis`` expressions.
 
+        Results are remembered per text (see ``__init__``); the work is in :meth:`_signals`.
+
+        Args:
+            text: The message.
+
+        Returns:
+            The cues.
+        """
+        return self._signals(text)
+
+    def _signals(self, text: str) -> MessageSignals:
+        """Match one message (uncached).
+
         Overlapping warning signs count once (the longest wins); strong cues are all kept.
 
         Args:
@@ -531,27 +549,14 @@ def _blank_english() -> Language:
     return nlp
 
 
-def _english_vocabulary(nlp: Language) -> frozenset[str]:
+def _english_vocabulary(table: Any, nlp: Language) -> frozenset[str]:
     """Words the lookup lemmatizer knows: forms and lemmas (so real words are never fuzzed)."""
-    try:
-        table = nlp.get_pipe("lemmatizer").lookups.get_table(  # type: ignore[attr-defined]
-            "lemma_lookup"
-        )
-    except (KeyError, ValueError):
+    if table is None:
         return frozenset()
-    words: set[str] = set()
-    for key in table:
-        value = table[key]
-        if isinstance(value, str):
-            words.add(value.lower())
-    for value in table.values():
-        if isinstance(value, str):
-            words.add(value.lower())
-    # The table stores keys as hashes; the forms come back through the string store.
-    words.update(
-        nlp.vocab.strings[key].lower() for key in table if key in nlp.vocab.strings
-    )
-    return frozenset(words)
+    lemmas = {value.lower() for value in table.values() if isinstance(value, str)}
+    # The table stores its keys (the forms) as hashes; the text comes back via the string store.
+    forms = {nlp.vocab.strings[key].lower() for key in table if key in nlp.vocab.strings}
+    return frozenset(lemmas | forms)
 
 
 @lru_cache(maxsize=1)

@@ -64,13 +64,11 @@ class ConversationContext:
         history: The person's earlier messages in the window, oldest first.
         paused: Whether staff have paused the assistant (human takeover).
         active_form: The form that is active, if any.
-        from_tracker: Whether this came from the tracker store (else from process memory).
     """
 
     history: list[str] = field(default_factory=list)
     paused: bool = False
     active_form: str | None = None
-    from_tracker: bool = False
 
 
 class _RecentMessages:
@@ -114,7 +112,7 @@ async def conversation_context(agent: Any, sender_id: str) -> ConversationContex
         logger.warning("Crisis window read from memory (tracker store: %s)", type(error).__name__)
         return ConversationContext(history=_recent.history(sender_id))
     if tracker is None:
-        return ConversationContext(history=_recent.history(sender_id), from_tracker=True)
+        return ConversationContext(history=_recent.history(sender_id))
     cutoff = time.time() - WINDOW_AGE.total_seconds()
     texts = [
         event.text
@@ -128,7 +126,6 @@ async def conversation_context(agent: Any, sender_id: str) -> ConversationContex
         history=texts[-(WINDOW_MESSAGES - 1):],
         paused=tracker.is_paused(),
         active_form=tracker.active_loop_name,
-        from_tracker=True,
     )
 
 
@@ -205,9 +202,14 @@ def escalate(
     Returns:
         The background task (kept referenced until it ends; tests may await it).
     """
-    task = asyncio.get_running_loop().create_task(
-        _escalate(sender_id, input_channel, text, screening)
+    return _keep(
+        asyncio.get_running_loop().create_task(
+            _escalate(sender_id, input_channel, text, screening)
+        )
     )
+
+
+def _keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
@@ -223,7 +225,7 @@ async def drain(timeout: float = 30.0) -> None:
 async def _escalate(
     sender_id: str, input_channel: str, text: str, screening: Screening
 ) -> None:
-    from bot.alerts import Alert, deliver
+    from bot.alerts import deliver
     from bot.channels.common import sender_prefix
     from bot.services.conversations import channel_from_rasa
 
@@ -242,17 +244,44 @@ async def _escalate(
         _spool(sender_id, input_channel, text, screening, occurred_at)
     if record is not None and record.alert_kind is None:
         return
-    alert = Alert(
-        kind=record.alert_kind if record is not None and record.alert_kind else "crisis",
-        priority="urgent",
+    deliveries = await deliver(crisis_alert(sender_id, channel, record, occurred_at))
+    if not any(delivery.ok for delivery in deliveries):
+        logger.error("Crisis alert for %s could not be delivered", sender_prefix(sender_id))
+
+
+def crisis_alert(
+    sender_id: str, channel: Any, record: Any, occurred_at: dt.datetime
+) -> Any:
+    """The staff alert for a crisis record, or for a crisis that could not be recorded.
+
+    Args:
+        sender_id: The conversation (only a short prefix goes into the alert).
+        channel: Its :class:`bot.db.models.Channel`.
+        record: The :class:`bot.services.safety.CrisisRecord`, or ``None`` (then an urgent
+            ``crisis`` alert without a handoff link).
+        occurred_at: When it happened.
+
+    Returns:
+        The :class:`bot.alerts.Alert`.
+    """
+    from bot.alerts import Alert
+    from bot.channels.common import sender_prefix
+
+    return Alert(
+        kind=(record.alert_kind if record is not None else None) or "crisis",
+        priority=record.priority.value if record is not None else "urgent",
         conversation_ref=sender_prefix(sender_id),
         channel=channel.value,
         handoff_id=record.handoff_id if record is not None else None,
         occurred_at=occurred_at,
     )
-    deliveries = await deliver(alert)
-    if not any(delivery.ok for delivery in deliveries):
-        logger.error("Crisis alert for %s could not be delivered", sender_prefix(sender_id))
+
+
+def alert_staff_in_background(alert: Any) -> asyncio.Task[Any]:
+    """Deliver a staff alert without making anyone wait for it (kept referenced until done)."""
+    from bot.alerts import deliver
+
+    return _keep(asyncio.get_running_loop().create_task(deliver(alert)))
 
 
 def _record(

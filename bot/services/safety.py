@@ -84,6 +84,25 @@ def _parse_iso(value: Any) -> dt.datetime | None:
         return None
 
 
+def _new_summary(
+    now: dt.datetime,
+    *,
+    messages: Sequence[dict[str, Any]] = (),
+    context: Sequence[str] = (),
+    paused_form: str | None = None,
+    denials: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A new crisis handoff's summary (staff are alerted as it is created)."""
+    return {
+        "kind": KIND_CRISIS,
+        "messages": list(messages),
+        "context": list(context),
+        "paused_form": paused_form,
+        "denials": list(denials),
+        "last_alerted_at": _iso(now),
+    }
+
+
 def alert_due(summary: dict[str, Any], now: dt.datetime) -> bool:
     """Whether staff were last alerted about this handoff longer ago than REALERT_AFTER."""
     last = _parse_iso(summary.get("last_alerted_at"))
@@ -127,14 +146,7 @@ def record_crisis(
     }
     handoff = open_crisis_handoff(session, sender_id)
     if handoff is None:
-        summary: dict[str, Any] = {
-            "kind": KIND_CRISIS,
-            "messages": [entry],
-            "context": list(context),
-            "paused_form": paused_form,
-            "denials": [],
-            "last_alerted_at": _iso(now),
-        }
+        summary = _new_summary(now, messages=[entry], context=context, paused_form=paused_form)
         handoff = handoffs.create(
             session, sender_id, channel, HandoffReason.CRISIS, HandoffPriority.URGENT, summary
         )
@@ -183,14 +195,7 @@ def record_denial(
     entry = {"at": _iso(now), "text": text}
     handoff = open_crisis_handoff(session, sender_id)
     if handoff is None:
-        summary: dict[str, Any] = {
-            "kind": KIND_CRISIS,
-            "messages": [],
-            "context": [],
-            "paused_form": None,
-            "denials": [entry],
-            "last_alerted_at": _iso(now),
-        }
+        summary = _new_summary(now, denials=[entry])
         handoff = handoffs.create(
             session, sender_id, channel, HandoffReason.CRISIS, HandoffPriority.SOON, summary
         )
