@@ -6,6 +6,12 @@ Examples::
     bot run
     bot intake list
     bot handoffs list
+    bot patients enrol --name "Ana Diaz" --mobile "(555) 555-0123" --timezone America/Denver \
+        --induction 2026-09-01 --induction 2026-09-03 --last-infusion 2026-10-20 \
+        --consent-version sms-v1
+    bot patients import patients.csv
+    bot patients list
+    bot patients opt-out --mobile "(555) 555-0123"
 """
 
 from __future__ import annotations
@@ -62,6 +68,151 @@ def _handoffs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _patients_enrol(args: argparse.Namespace) -> int:
+    from bot.db.session import unit_of_work
+    from bot.services import patients
+
+    try:
+        with unit_of_work() as session:
+            result = patients.enrol_patient(
+                session,
+                name=args.name,
+                mobile=args.mobile,
+                timezone=args.timezone,
+                induction_dates=args.induction,
+                last_infusion=args.last_infusion,
+                cadence_days=args.cadence_days,
+                consent_version=args.consent_version,
+                consented_at=args.consented_at,
+            )
+            patient = result.patient
+            masked = patients.mask_mobile(patient.mobile)
+    except patients.EnrolmentError as error:
+        return _fail(str(error))
+    print(f"{'Enrolled' if result.created else 'Updated'} patient #{patient.id} ({masked})")
+    if patient.opted_out_at is not None:
+        print(f"  This patient opted out of texts on {patient.opted_out_at:%Y-%m-%d} and stays "
+              "opted out; `bot patients opt-in` resumes texts if they ask.")
+    return 0
+
+
+def _patients_import(args: argparse.Namespace) -> int:
+    from bot.db.session import unit_of_work
+    from bot.services import patients
+
+    try:
+        # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+        with open(args.file, encoding="utf-8-sig", newline="") as handle, \
+                unit_of_work() as session:
+            report = patients.import_csv(session, handle)
+    except OSError as error:
+        return _fail(f"cannot read {args.file}: {error.strerror or error}")
+    except UnicodeDecodeError:
+        return _fail(f"{args.file} is not UTF-8 text; save it as CSV (UTF-8)")
+    except patients.EnrolmentError as error:
+        return _fail(f"{args.file}: {error}; nothing was imported")
+    imported = len(report.created) + len(report.updated)
+    print(f"Imported {imported} row(s): {len(report.created)} enrolled, "
+          f"{len(report.updated)} updated")
+    if report.errors:
+        print(f"{len(report.errors)} row(s) not imported:")
+        for row in report.errors:
+            print(f"  line {row.line}: {row.message}")
+        return 1
+    return 0
+
+
+def _patients_list(args: argparse.Namespace) -> int:
+    from bot.db.session import unit_of_work
+    from bot.services import patients
+
+    with unit_of_work() as session:
+        rows = patients.list_patients(session, active_only=args.active)
+        print(f"{len(rows)} enrolled patient(s)")
+        for patient in rows:
+            if patient.opted_out_at is not None:
+                status = f"opted out {patient.opted_out_at:%Y-%m-%d}"
+            else:
+                status = "active" if patient.active else "inactive"
+            cadence = (f"every {patient.cadence_days} days" if patient.cadence_days
+                       else "clinic default")
+            print(f"  #{patient.id:<4} {patient.name:<24} {patients.mask_mobile(patient.mobile)}"
+                  f"  {patient.timezone:<20} last infusion {patient.last_infusion_on:%Y-%m-%d}"
+                  f"  {cadence:<15} {status}")
+    return 0
+
+
+def _patients_opt(args: argparse.Namespace) -> int:
+    from bot.db.session import unit_of_work
+    from bot.services import patients
+
+    try:
+        with unit_of_work() as session:
+            if args.opt_in:
+                patient = patients.opt_in(session, args.mobile)
+            else:
+                patient = patients.opt_out(session, args.mobile)
+            masked = patients.mask_mobile(patient.mobile)
+    except (patients.EnrolmentError, patients.PatientNotFoundError) as error:
+        return _fail(str(error))
+    state = "will get check-in texts again" if args.opt_in else "opted out of check-in texts"
+    print(f"Patient #{patient.id} ({masked}) {state}")
+    return 0
+
+
+def _add_patient_commands(commands: argparse._SubParsersAction) -> None:
+    patients_cmd = commands.add_parser(
+        "patients", help="existing patients enrolled in SMS check-ins"
+    )
+    patient_commands = patients_cmd.add_subparsers(dest="patients_command", required=True)
+
+    enrol = patient_commands.add_parser(
+        "enrol", help="enrol a patient (or update the enrolment with the same mobile number)"
+    )
+    enrol.add_argument("--name", required=True, help="the patient's name")
+    enrol.add_argument("--mobile", required=True,
+                       help='mobile number, e.g. "(555) 555-0100" or "+1 555 555 0100"')
+    enrol.add_argument("--timezone", required=True, help="IANA time zone, e.g. America/Denver")
+    enrol.add_argument("--induction", action="append", required=True, metavar="DATE",
+                       help="an induction infusion date (YYYY-MM-DD); repeat for each")
+    enrol.add_argument("--last-infusion", required=True, metavar="DATE",
+                       help="date of the last infusion or booster (YYYY-MM-DD)")
+    enrol.add_argument("--cadence-days", type=int, metavar="N",
+                       help="days between check-ins (default: the clinic's)")
+    enrol.add_argument("--consent-version", required=True,
+                       help="wording version of the SMS consent the patient signed")
+    enrol.add_argument("--consented-at", metavar="WHEN",
+                       help="when they consented, YYYY-MM-DD or ISO 8601 (default: now)")
+    enrol.set_defaults(func=_patients_enrol)
+
+    importing = patient_commands.add_parser(
+        "import", help="enrol or update patients from a CSV file; bad rows are listed"
+    )
+    importing.add_argument(
+        "file", help="CSV with columns name,mobile,timezone,induction_dates,last_infusion,"
+                     "cadence_days,consent_version,consented_at")
+    importing.set_defaults(func=_patients_import)
+
+    listing = patient_commands.add_parser(
+        "list", help="enrolled patients, with masked mobile numbers"
+    )
+    listing.add_argument("--active", action="store_true", help="only active enrolments")
+    listing.set_defaults(func=_patients_list)
+
+    for name, opting_in, help_text in (
+        ("opt-out", False, "stop check-in texts to a patient"),
+        ("opt-in", True, "resume check-in texts to a patient who opted out"),
+    ):
+        opt = patient_commands.add_parser(name, help=help_text)
+        opt.add_argument("--mobile", required=True, help="the patient's mobile number")
+        opt.set_defaults(func=_patients_opt, opt_in=opting_in)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="bot", description=__doc__.splitlines()[0])
@@ -86,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = handoff_commands.add_parser("list", help="open handoffs, most urgent first")
     listing.add_argument("--details", action="store_true", help="print each summary (PHI)")
     listing.set_defaults(func=_handoffs_list)
+
+    _add_patient_commands(commands)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The application database: people, conversations, answers, consents, handoffs and staff alerts.
+"""The application database: people, conversations, answers, consents, handoffs, staff alerts,
+and the SMS check-ins of enrolled patients.
 
 Alembic migrations in ``bot/db/migrations`` are the only way this schema changes; these models
 describe it for the service layer.
@@ -12,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -20,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -103,6 +107,25 @@ class IntakeStatus(str, enum.Enum):
 
     IN_PROGRESS = "in_progress"
     SUBMITTED = "submitted"
+
+
+class CheckinStatus(str, enum.Enum):
+    """Where one SMS check-in is, from scheduled to closed."""
+
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SmsDirection(str, enum.Enum):
+    """Whether a text message came from the patient or was sent to them."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
 
 
 def _enum(kind: type[enum.Enum], name: str) -> Enum:
@@ -251,11 +274,136 @@ class StaffAlert(Base):
     finished_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
+class Patient(Base):
+    """An existing patient, past the induction series, enrolled in SMS check-ins.
+
+    Linked one-to-one to a :class:`Person` of kind ``patient``, so SMS conversations, handoffs
+    and consent records can refer to them like anyone else. Name and mobile number are
+    encrypted; ``mobile_index`` (a blind index of the E.164 number) finds a patient by number
+    and makes each number enrolled at most once. The induction dates are treatment history and
+    are encrypted too; the last infusion date stays plain because the scheduler computes due
+    check-ins from it.
+
+    SMS consent is what staff recorded from the clinic's own consent form: its wording version
+    and when it was given. ``opted_out_at`` is set by STOP (or by staff) and only cleared by an
+    explicit opt-in; ``active`` is the clinic's choice to run check-ins at all.
+    """
+
+    __tablename__ = "patients"
+    __table_args__ = (CheckConstraint("cadence_days > 0", name="cadence_days_positive"),)
+
+    id = Column(Integer, primary_key=True)
+    person_id = Column(ForeignKey("people.id"), nullable=False, unique=True)
+    name = Column(EncryptedText, nullable=False)
+    mobile = Column(EncryptedText, nullable=False)
+    mobile_index = Column(String(64), nullable=False, unique=True)
+    # An IANA time zone name ("America/Denver"), for quiet hours and local due dates.
+    timezone = Column(String(64), nullable=False)
+    # ISO dates ("2026-09-01"), oldest first.
+    induction_dates = Column(EncryptedJSON, nullable=False)
+    last_infusion_on = Column(Date, nullable=False)
+    # Days between check-ins; NULL means the clinic's default.
+    cadence_days = Column(Integer)
+    sms_consent_version = Column(String(64), nullable=False)
+    sms_consented_at = Column(DateTime(timezone=True), nullable=False)
+    opted_out_at = Column(DateTime(timezone=True))
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+    person = relationship("Person")
+    checkins = relationship("Checkin", back_populates="patient", order_by="Checkin.due_on")
+
+    @property
+    def induction_days(self) -> list[dt.date]:
+        """The induction series as dates, oldest first."""
+        return [dt.date.fromisoformat(day) for day in self.induction_dates or []]
+
+
+class Checkin(Base):
+    """One scheduled SMS check-in of one patient.
+
+    ``due_on`` is the patient's local date the check-in belongs to. A patient has at most one
+    check-in per due date, so a scheduler that runs twice, or two schedulers at once, cannot
+    text the same check-in twice: the second insert fails on ``uq_checkins_patient_due_on``.
+    """
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "due_on", name="uq_checkins_patient_due_on"),
+        Index("ix_checkins_status_scheduled_for", "status", "scheduled_for"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(ForeignKey("patients.id"), nullable=False)
+    due_on = Column(Date, nullable=False)
+    scheduled_for = Column(DateTime(timezone=True), nullable=False)
+    status = Column(
+        _enum(CheckinStatus, "checkin_status"), nullable=False, default=CheckinStatus.SCHEDULED
+    )
+    sent_at = Column(DateTime(timezone=True))
+    reminder_sent_at = Column(DateTime(timezone=True))
+    closed_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+    patient = relationship("Patient", back_populates="checkins")
+    answers = relationship("CheckinAnswer", back_populates="checkin", order_by="CheckinAnswer.id")
+
+
+class CheckinAnswer(Base):
+    """One answer to one check-in question, as the patient wrote it and as scored.
+
+    Like intake answers, corrections add rows; the latest row for a question is the answer.
+    """
+
+    __tablename__ = "checkin_answers"
+    __table_args__ = (
+        Index("ix_checkin_answers_checkin_question", "checkin_id", "question_key"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    checkin_id = Column(ForeignKey("checkins.id"), nullable=False)
+    question_key = Column(String(64), nullable=False)
+    raw_text = Column(EncryptedText, nullable=False)
+    # The item's score (e.g. 0-3 for PHQ and GAD items); NULL when it could not be read.
+    score = Column(Integer)
+    answered_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    checkin = relationship("Checkin", back_populates="answers")
+
+
+class SmsMessage(Base):
+    """A text message received or sent, for delivery tracking and webhook deduplication.
+
+    Holds no message text: what patients write is kept (encrypted) in the check-in answers and
+    handoffs. Twilio retries slow webhooks, so ``message_sid`` is unique; it is NULL only for an
+    outbound message Twilio never accepted.
+    """
+
+    __tablename__ = "sms_messages"
+
+    id = Column(Integer, primary_key=True)
+    direction = Column(_enum(SmsDirection, "sms_direction"), nullable=False)
+    patient_id = Column(ForeignKey("patients.id"), index=True)
+    conversation_id = Column(ForeignKey("conversations.id"), index=True)
+    message_sid = Column(String(64), unique=True)
+    # Twilio's own status words ("queued", "delivered", "received", ...), kept as given.
+    status = Column(String(32), nullable=False)
+    # Twilio's error code ("30007"), never an error message.
+    error_code = Column(String(16))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
 __all__ = [
     "AlertStatus",
     "Answer",
     "Base",
     "Channel",
+    "Checkin",
+    "CheckinAnswer",
+    "CheckinStatus",
     "ConsentKind",
     "ConsentRecord",
     "Conversation",
@@ -264,8 +412,11 @@ __all__ = [
     "HandoffReason",
     "HandoffStatus",
     "IntakeStatus",
+    "Patient",
     "Person",
     "PersonKind",
+    "SmsDirection",
+    "SmsMessage",
     "StaffAlert",
     "utcnow",
 ]
