@@ -21,6 +21,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from bot.sms import phone
+
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
     from bot.db import migrate
@@ -91,7 +93,7 @@ def _patients_enrol(args: argparse.Namespace) -> int:
                 consented_at=args.consented_at,
             )
             patient = result.patient
-            masked = patients.mask_mobile(patient.mobile)
+            masked = phone.mask(patient.mobile)
     except patients.EnrolmentError as error:
         return _fail(str(error))
     print(f"{'Enrolled' if result.created else 'Updated'} patient #{patient.id} ({masked})")
@@ -141,7 +143,7 @@ def _patients_list(args: argparse.Namespace) -> int:
                 status = "active" if patient.active else "inactive"
             cadence = (f"every {patient.cadence_days} days" if patient.cadence_days
                        else "clinic default")
-            print(f"  #{patient.id:<4} {patient.name:<24} {patients.mask_mobile(patient.mobile)}"
+            print(f"  #{patient.id:<4} {patient.name:<24} {phone.mask(patient.mobile)}"
                   f"  {patient.timezone:<20} last infusion {patient.last_infusion_on:%Y-%m-%d}"
                   f"  {cadence:<15} {status}")
     return 0
@@ -157,7 +159,7 @@ def _patients_opt(args: argparse.Namespace) -> int:
                 patient = patients.opt_in(session, args.mobile)
             else:
                 patient = patients.opt_out(session, args.mobile)
-            masked = patients.mask_mobile(patient.mobile)
+            masked = phone.mask(patient.mobile)
     except (patients.EnrolmentError, patients.PatientNotFoundError) as error:
         return _fail(str(error))
     state = "will get check-in texts again" if args.opt_in else "opted out of check-in texts"

@@ -41,6 +41,18 @@ def free_port() -> int:
 # --- Webhook ------------------------------------------------------------------------------
 
 
+def serve_in_background(server: socketserver.BaseServer, name: str) -> None:
+    """Run ``server`` on a daemon thread until ``stop_serving``."""
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+
+
+def stop_serving(server: socketserver.BaseServer | None) -> None:
+    """Stop a server started by :func:`serve_in_background` and close its socket."""
+    assert server is not None
+    server.shutdown()
+    server.server_close()
+
+
 @dataclass(frozen=True)
 class ReceivedRequest:
     """One HTTP request as the webhook endpoint saw it."""
@@ -146,14 +158,11 @@ class WebhookReceiver:
     def __enter__(self) -> WebhookReceiver:
         self._server = _WebhookServer((HOST, 0), _WebhookHandler)
         self._server.receiver = self
-        threading.Thread(target=self._server.serve_forever, name="test-webhook",
-                         daemon=True).start()
+        serve_in_background(self._server, "test-webhook")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server)
 
 
 # --- SMTP ---------------------------------------------------------------------------------
@@ -282,14 +291,11 @@ class SmtpReceiver:
     def __enter__(self) -> SmtpReceiver:
         self._server = _SmtpServer((HOST, 0), _SmtpHandler)
         self._server.receiver = self
-        threading.Thread(target=self._server.serve_forever, name="test-smtp",
-                         daemon=True).start()
+        serve_in_background(self._server, "test-smtp")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server)
 
 
 # --- Fixtures -----------------------------------------------------------------------------

@@ -105,14 +105,6 @@ def test_what_is_not_a_mobile_number_is_refused(typed: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("e164", "masked"),
-    [(MOBILE, "+1******0123"), ("+442079460958", "+4*******0958")],
-)
-def test_mobile_numbers_are_masked_for_display(e164: str, masked: str) -> None:
-    assert patients.mask_mobile(e164) == masked
-
-
-@pytest.mark.parametrize(
     ("typed", "zone"),
     [("America/Denver", "America/Denver"), ("america/new_york", "America/New_York"),
      (" Pacific/Honolulu ", "Pacific/Honolulu"), ("UTC", "UTC")],

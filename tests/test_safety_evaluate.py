@@ -1,4 +1,4 @@
-"""`python -m bot.safety.evaluate`: figures, misses, predictions file, targets and floors."""
+"""`python -m bot.safety.evaluate`: figures, misses, predictions file and targets."""
 
 from __future__ import annotations
 
@@ -39,10 +39,9 @@ def test_prints_figures_misses_and_writes_predictions(labelled: Path, tmp_path: 
                            for r in ROWS]
 
 
-def test_check_fails_below_target_and_floor(labelled: Path) -> None:
+def test_check_fails_below_target(labelled: Path) -> None:
     assert main([str(labelled), "--patterns-only", "--check"]) == 1
-    assert main([str(labelled), "--patterns-only", "--check", "--floor", "0.9", "0.1"]) == 1
-    assert main([str(labelled), "--patterns-only", "--check", "--floor", "0.6", "0.1"]) == 0
+    assert main([str(labelled), "--patterns-only"]) == 0
 
 
 def test_full_recall_categories_are_checked(tmp_path: Path,

@@ -29,6 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bot.safety.detector import CRISIS_INTENT
 from bot.settings import PROJECT_ROOT
 
 DEFAULT_TRAINING_FILES = ("data/safety/crisis_train*.jsonl",)
@@ -115,40 +116,17 @@ class CrisisTextClassifier:
         Args:
             c: Inverse regularisation strength of the logistic regression.
         """
-        self._pipeline = Pipeline(
-            [
-                (
-                    "features",
-                    FeatureUnion(
-                        [
-                            (
-                                "chars",
-                                TfidfVectorizer(
-                                    analyzer="char_wb",
-                                    ngram_range=(2, 5),
-                                    sublinear_tf=True,
-                                    strip_accents="unicode",
-                                ),
-                            ),
-                            (
-                                "words",
-                                TfidfVectorizer(
-                                    analyzer="word",
-                                    ngram_range=(1, 3),
-                                    sublinear_tf=True,
-                                    strip_accents="unicode",
-                                    token_pattern=WORD_TOKENS,
-                                ),
-                            ),
-                        ]
-                    ),
-                ),
-                (
-                    "model",
-                    LogisticRegression(C=c, max_iter=3000, class_weight="balanced"),
-                ),
-            ]
-        )
+        # Character n-grams within words (misspellings, Spanish inflections) and word n-grams
+        # ("better off" with "without me"), accents folded in both.
+        features = FeatureUnion([
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5),
+                                      sublinear_tf=True, strip_accents="unicode")),
+            ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 3),
+                                      token_pattern=WORD_TOKENS,
+                                      sublinear_tf=True, strip_accents="unicode")),
+        ])
+        model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+        self._pipeline = Pipeline([("features", features), ("model", model)])
         self.trained = False
 
     def fit(self, examples: Sequence[LabelledText]) -> CrisisTextClassifier:
@@ -235,16 +213,27 @@ TRUSTED_TYPES: frozenset[str] = frozenset({"scipy.sparse._csr.csr_matrix"})
 HARD_NEGATIVES = frozenset({"hyperbole", "treatment", "grief_history"})
 
 
+def intent_examples(messages: Iterable[Any]) -> list[LabelledText]:
+    """NLU examples as training examples: the ``crisis`` intent's are crisis, the rest are not.
+
+    Args:
+        messages: Rasa training messages (``TrainingData.intent_examples``).
+
+    Returns:
+        One example per message that has text.
+    """
+    return [
+        LabelledText(message.get("text"), message.get("intent") == CRISIS_INTENT)
+        for message in messages
+        if isinstance(message.get("text"), str) and message.get("text").strip()
+    ]
+
+
 def nlu_examples(nlu_dir: Path = PROJECT_ROOT / "data" / "nlu") -> list[LabelledText]:
-    """The NLU training examples, ``crisis`` intent as positives and the rest as negatives."""
+    """The project's NLU training examples, read as :func:`intent_examples`."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    data = load_data(str(nlu_dir))
-    return [
-        LabelledText(message.get("text"), message.get("intent") == "crisis")
-        for message in data.intent_examples
-        if message.get("text")
-    ]
+    return intent_examples(load_data(str(nlu_dir)).intent_examples)
 
 
 def leave_one_author_out(

@@ -127,37 +127,26 @@ class Report:
     def false_alarms(self) -> list[Example]:
         return [e for e, p in self._pairs() if not e.crisis and p]
 
-    def check(
-        self,
-        min_recall: float = MIN_RECALL,
-        max_hard_negative_fpr: float = MAX_HARD_NEGATIVE_FPR,
-        full_recall_categories: bool = True,
-    ) -> list[str]:
-        """The targets this file misses (empty when all are met).
-
-        Args:
-            min_recall: The overall recall target.
-            max_hard_negative_fpr: The false-positive target on hard negatives.
-            full_recall_categories: Whether explicit, plan, self-harm and overdose need 100%.
-        """
+    def check(self) -> list[str]:
+        """The targets this file misses (empty when all are met)."""
         problems = []
         by_family: dict[str, list[bool]] = defaultdict(list)
         for example, predicted in self._pairs():
             family = FULL_RECALL_CATEGORIES.get(example.cat)
-            if example.crisis and family and full_recall_categories:
+            if example.crisis and family:
                 by_family[family].append(predicted)
         for family, results in sorted(by_family.items()):
             if not all(results):
                 problems.append(
                     f"recall on {family} is {sum(results)}/{len(results)}; the target is 100%"
                 )
-        if self.positives and self.recall < min_recall:
-            problems.append(f"overall recall {self.recall:.1%} is below {min_recall:.0%}")
+        if self.positives and self.recall < MIN_RECALL:
+            problems.append(f"overall recall {self.recall:.1%} is below {MIN_RECALL:.0%}")
         hard = self.hard_negative_fpr
-        if hard is not None and hard > max_hard_negative_fpr:
+        if hard is not None and hard > MAX_HARD_NEGATIVE_FPR:
             problems.append(
                 f"false-positive rate on hard negatives {hard:.1%} is above "
-                f"{max_hard_negative_fpr:.0%}"
+                f"{MAX_HARD_NEGATIVE_FPR:.0%}"
             )
         return problems
 
@@ -302,11 +291,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patterns-only", action="store_true",
                         help="judge with the deterministic patterns alone")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument(
-        "--floor", nargs=2, type=float, metavar=("MIN_RECALL", "MAX_HARD_FPR"),
-        help="with --check: fail only below these regression floors (overall recall, hard-"
-             "negative FPR) instead of the targets; targets missed are still printed",
-    )
     args = parser.parse_args(argv)
     if args.predictions and len(args.files) != 1:
         parser.error("--predictions takes exactly one input file")
@@ -332,14 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = report.check()
         for problem in problems:
             print(f"TARGET MISSED: {problem}")
-        if args.floor:
-            floor_problems = report.check(args.floor[0], args.floor[1],
-                                          full_recall_categories=False)
-            for problem in floor_problems:
-                print(f"BELOW FLOOR: {problem}")
-            if args.check and floor_problems:
-                failed = True
-        elif args.check and problems:
+        if args.check and problems:
             failed = True
         print()
     return 1 if failed else 0

@@ -43,8 +43,8 @@ from bot.safety.classifier import (
     DEFAULT_THRESHOLD,
     DEFAULT_TRAINING_FILES,
     CrisisTextClassifier,
-    LabelledText,
     fingerprint,
+    intent_examples,
     read_labelled,
     training_paths,
 )
@@ -146,10 +146,7 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
             The resource the classifier was written to.
         """
         examples = read_labelled(training_paths(self.component_config["training_files"]))
-        for message in training_data.intent_examples:
-            text = message.get(TEXT)
-            if isinstance(text, str) and text.strip():
-                examples.append(LabelledText(text, message.get(INTENT) == CRISIS_INTENT))
+        examples += intent_examples(training_data.intent_examples)
         classifier = CrisisTextClassifier(c=float(self.component_config["c"])).fit(examples)
         with self._model_storage.write_to(self._resource) as directory:
             classifier.save(directory / CLASSIFIER_FILE)
@@ -177,10 +174,6 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
                 add_to_output=True,
             )
         return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Nothing to add to training data."""
-        return training_data
 
 
 CLASSIFIER_FILE = "crisis_classifier.skops"

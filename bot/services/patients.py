@@ -136,11 +136,6 @@ def normalise_mobile(text: str, field: str = "mobile") -> str:
     return e164
 
 
-def mask_mobile(e164: str) -> str:
-    """A mobile number with all but its first digit and last four hidden (``"+1******0123"``)."""
-    return phone.mask(e164)
-
-
 # Files the system's zone database holds that are not zone names.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "factory"})
 
