@@ -19,6 +19,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import names
+from actions.checkin import FORM as CHECKIN_FORM
+from actions.checkin import close_after_crisis
 from actions.common import input_channel, latest_text
 from bot.db.session import unit_of_work
 from bot.safety.detector import get_detector, guess_language
@@ -81,7 +83,11 @@ class ActionCrisisSupport(Action):
                 )
             _alert_in_background(tracker, record)
         dispatcher.utter_message(response=f"utter_crisis_support{suffix}")
-        if paused_form is not None and language == "en":
+        if paused_form == CHECKIN_FORM:
+            # A check-in is not resumed after a crisis: it is closed with what was answered,
+            # as an urgent handoff beside the crisis one, and no reminder follows.
+            close_after_crisis(tracker.sender_id)
+        elif paused_form is not None and language == "en":
             dispatcher.utter_message(response="utter_crisis_resume_offer")
         # Always: with no form active this changes nothing, and the rules stay consistent.
         return [ActiveLoop(None), SlotSet(names.SLOT_REQUESTED, None)]

@@ -12,14 +12,20 @@ Examples::
     bot patients import patients.csv
     bot patients list
     bot patients opt-out --mobile "(555) 555-0123"
+    bot sms send +15555550123 "I think I need a booster"
+    bot checkins run
+    bot checkins serve
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.sms import phone
 
@@ -215,6 +221,99 @@ def _add_patient_commands(commands: argparse._SubParsersAction) -> None:
         opt.set_defaults(func=_patients_opt, opt_in=opting_in)
 
 
+def _checkin_sender() -> Any:
+    from bot.checkins.trigger import RasaTriggerSender
+    from bot.settings import get_settings
+
+    settings = get_settings()
+    return RasaTriggerSender(settings.rasa_url, settings.rasa_api_token)
+
+
+def _checkins_run(args: argparse.Namespace) -> int:
+    from bot.checkins import scheduler
+    from bot.clinic import get_clinic
+    from bot.db.models import utcnow
+
+    report = scheduler.run_once(now=utcnow(), policy=get_clinic().checkins,
+                                sender=_checkin_sender())
+    for name, value in dataclasses.asdict(report).items():
+        print(f"{name.replace('_', ' ')}: {value}")
+    return 0
+
+
+def _checkins_serve(args: argparse.Namespace) -> int:
+    from bot.checkins import scheduler
+    from bot.clinic import get_clinic
+
+    print(f"Check-in scheduler: a pass every {args.interval:g}s; Ctrl-C stops it.", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        scheduler.serve(policy=get_clinic().checkins, sender=_checkin_sender(),
+                        interval=args.interval)
+    return 0
+
+
+def _sms_send(args: argparse.Namespace) -> int:
+    from bot.settings import get_settings
+    from bot.sms import simulate
+    from bot.sms.phone import to_e164
+
+    settings = get_settings()
+    sender = to_e164(args.mobile)
+    if sender is None:
+        return _fail("That is not a phone number.")
+    if not (settings.twilio_account_sid and settings.twilio_auth_token
+            and settings.twilio_from_number):
+        return _fail("TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER are needed.")
+    standin = settings.twilio_api_base_url
+    before = 0
+    if standin:
+        try:
+            before = len([m for m in simulate.standin_messages(standin) if m.get("to") == sender])
+        except OSError:
+            return _fail(f"No Twilio stand-in answers at {standin}: is `make run` running?")
+    params = simulate.inbound_params(account_sid=settings.twilio_account_sid, from_=sender,
+                                     to=settings.twilio_from_number, body=args.text)
+    url = f"{settings.rasa_url}/webhooks/twilio/webhook"
+    try:
+        status = simulate.post_inbound(url, settings.twilio_auth_token, params)
+    except OSError as error:
+        return _fail(f"The assistant did not answer at {url}: {type(error).__name__}")
+    if status != 200:
+        return _fail(f"The webhook answered HTTP {status}.")
+    if not standin:
+        print("Sent. Replies go through Twilio's REST API.")
+        return 0
+    replies = simulate.replies_since(standin, sender, before, wait=args.wait)
+    if not replies:
+        print("(no reply yet)")
+    for reply in replies:
+        print(f"< {reply['body']}")
+    return 0
+
+
+def _add_sms_commands(commands: argparse._SubParsersAction) -> None:
+    sms = commands.add_parser("sms", help="text the assistant locally")
+    sms_commands = sms.add_subparsers(dest="sms_command", required=True)
+    send = sms_commands.add_parser(
+        "send", help="send a text as if from a phone, signed the way Twilio signs webhooks, "
+                     "and print the replies the local Twilio stand-in received")
+    send.add_argument("mobile", help="the sender's number, e.g. +15555550123")
+    send.add_argument("text", help="the message")
+    send.add_argument("--wait", type=float, default=20.0,
+                      help="seconds to wait for replies (default 20)")
+    send.set_defaults(func=_sms_send)
+
+    checkins_cmd = commands.add_parser("checkins", help="the SMS check-in scheduler")
+    checkin_commands = checkins_cmd.add_subparsers(dest="checkins_command", required=True)
+    run = checkin_commands.add_parser(
+        "run", help="one pass: plan due check-ins, send those inside the send window, remind, "
+                    "close unanswered ones (for cron)")
+    run.set_defaults(func=_checkins_run)
+    serve = checkin_commands.add_parser("serve", help="run a pass every --interval seconds")
+    serve.add_argument("--interval", type=float, default=60.0, help="seconds (default 60)")
+    serve.set_defaults(func=_checkins_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="bot", description=__doc__.splitlines()[0])
@@ -241,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=_handoffs_list)
 
     _add_patient_commands(commands)
+    _add_sms_commands(commands)
     return parser
 
 

@@ -34,6 +34,37 @@ class OpeningHours:
     closes: dt.time
 
 
+QUIET_HOURS_EARLIEST = dt.time(8, 0)
+QUIET_HOURS_LATEST = dt.time(21, 0)
+"""Texts the clinic starts (check-ins, reminders) go out only between these local times, or
+inside a narrower window the clinic configures; never outside them."""
+
+
+@dataclass(frozen=True)
+class CheckinPolicy:
+    """How SMS check-ins are scheduled (``checkins:`` in the clinic configuration).
+
+    Attributes:
+        cadence_days: Days between check-ins, unless a patient has their own cadence.
+        send_from: Earliest local time (the patient's time zone) for a text the clinic starts.
+        send_until: Latest local time for such a text.
+        weekly_cap: At most this many clinic-started texts (check-ins and reminders) per
+            patient in any 7 days.
+        reminder_after: One reminder goes out this long after the last answer (or the send).
+        close_after: A check-in still unfinished this long after its reminder is closed as
+            incomplete and handed to staff.
+        max_send_attempts: A check-in whose send failed this many times is marked failed.
+    """
+
+    cadence_days: int = 28
+    send_from: dt.time = QUIET_HOURS_EARLIEST
+    send_until: dt.time = QUIET_HOURS_LATEST
+    weekly_cap: int = 2
+    reminder_after: dt.timedelta = dt.timedelta(hours=24)
+    close_after: dt.timedelta = dt.timedelta(hours=24)
+    max_send_attempts: int = 3
+
+
 @dataclass(frozen=True)
 class Clinic:
     """A clinic's configuration."""
@@ -49,6 +80,7 @@ class Clinic:
     hours_text: str
     response_time: str
     faq: dict[str, str] = field(default_factory=dict)
+    checkins: CheckinPolicy = field(default_factory=CheckinPolicy)
 
     def is_open(self, when: dt.datetime) -> bool:
         """Whether the clinic is open at an aware datetime."""
@@ -100,6 +132,45 @@ def _parse_hours(raw: dict[str, str]) -> dict[int, OpeningHours]:
     return hours
 
 
+def _positive_number(raw: dict, key: str, default: float, kind: type = int) -> float:
+    value = raw.get(key, default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ClinicConfigError(f"checkins.{key} must be a number, not {value!r}") from None
+    if number <= 0 or isinstance(value, bool):
+        raise ClinicConfigError(f"checkins.{key} must be above 0, not {value!r}")
+    return number
+
+
+def _parse_checkins(raw: dict | None) -> CheckinPolicy:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ClinicConfigError("checkins must be a mapping")
+    defaults = CheckinPolicy()
+    window = str(raw.get("send_window") or "08:00-21:00")
+    try:
+        start, end = (dt.time.fromisoformat(part.strip()) for part in window.split("-"))
+    except ValueError as error:
+        raise ClinicConfigError("checkins.send_window must look like 08:00-21:00") from error
+    if start < QUIET_HOURS_EARLIEST or end > QUIET_HOURS_LATEST or end <= start:
+        raise ClinicConfigError(
+            "checkins.send_window must lie within 08:00-21:00 (quiet hours) and end after "
+            "it starts"
+        )
+    return CheckinPolicy(
+        cadence_days=int(_positive_number(raw, "cadence_days", defaults.cadence_days)),
+        send_from=start,
+        send_until=end,
+        weekly_cap=int(_positive_number(raw, "weekly_cap", defaults.weekly_cap)),
+        reminder_after=dt.timedelta(
+            hours=_positive_number(raw, "reminder_after_hours", 24, float)),
+        close_after=dt.timedelta(hours=_positive_number(raw, "close_after_hours", 24, float)),
+        max_send_attempts=int(
+            _positive_number(raw, "max_send_attempts", defaults.max_send_attempts)),
+    )
+
+
 def parse_clinic(raw: dict) -> Clinic:
     """Build a :class:`Clinic` from the parsed YAML mapping.
 
@@ -130,6 +201,7 @@ def parse_clinic(raw: dict) -> Clinic:
         hours_text=str(raw["hours_text"]),
         response_time=str(raw["response_time"]),
         faq=faq,
+        checkins=_parse_checkins(raw.get("checkins")),
     )
 
 

@@ -1,4 +1,5 @@
-"""Run the whole product locally: action server, Rasa server and the demo clinic page.
+"""Run the whole product locally: action server, Rasa server, the demo clinic page, the local
+stand-in for Twilio's Messages API and the check-in scheduler.
 
 ``make run`` calls ``bot run``. Each part is a child process; Ctrl-C (or any part exiting)
 stops them all.
@@ -23,6 +24,7 @@ ACTION_PORT = 5055
 RASA_PORT = 5005
 DEMO_PORT = 8000
 ALERT_PORT = 8025
+SMS_PORT = 8026
 
 
 @dataclass
@@ -106,6 +108,8 @@ def start_stack(
     log_dir: Path | None = None,
     timeout: float = 180,
     alert_port: int | None = None,
+    sms_port: int | None = None,
+    scheduler: bool = False,
 ) -> Stack:
     """Start the action server, the Rasa server and (optionally) the demo page.
 
@@ -121,6 +125,10 @@ def start_stack(
         alert_port: Where to run the local staff-alert receiver (the local demo's stand-in for
             the clinic's pager or chat webhook), or ``None`` for none. It is used only when no
             ``BOT_ALERT_WEBHOOK_URL`` is configured.
+        sms_port: Where to run the local stand-in for Twilio's Messages API (texts the
+            assistant sends are recorded there, never sent), or ``None`` for none. It needs
+            ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN`` (the local demo generates them).
+        scheduler: Whether to run the check-in scheduler (``bot checkins serve``).
 
     Returns:
         The running stack. Call :meth:`Stack.stop` when done.
@@ -135,8 +143,17 @@ def start_stack(
     local_alerts = alert_port is not None and not child_env.get("BOT_ALERT_WEBHOOK_URL")
     if local_alerts:
         child_env["BOT_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{alert_port}/"
+    if sms_port is not None:
+        child_env["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{sms_port}"
+    child_env["BOT_RASA_URL"] = f"http://localhost:{rasa_port}"
     settings = load_settings(child_env)
     child_env.setdefault("BOT_TRACKER_DB", str(settings.data_dir / "tracker.db"))
+    if sms_port is not None:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS")
+        # The stand-in reads the same variables the twilio library does.
+        child_env["TWILIO_ACCOUNT_SID"] = settings.twilio_account_sid
+        child_env["TWILIO_AUTH_TOKEN"] = settings.twilio_auth_token
     origins = " ".join(settings.widget_allowed_origins)
     if demo_port is not None:
         origins = f"{origins} http://localhost:{demo_port} http://127.0.0.1:{demo_port}"
@@ -155,9 +172,17 @@ def start_stack(
         commands["alerts"] = [sys.executable, "-m", "bot.alerts.receiver",
                               "--port", str(alert_port),
                               "--out", str(settings.data_dir / "staff-alerts.jsonl")]
+    if sms_port is not None:
+        commands["sms"] = [sys.executable, "-m", "bot.sms.standin", "--port", str(sms_port),
+                           "--record", str(settings.data_dir / "sms-outbound.jsonl")]
     if settings.rasa_api_token:
-        # The HTTP API (pause/resume for staff takeover) is only ever on with a token.
+        # The HTTP API (pause/resume for staff takeover, the scheduler's trigger_intent) is
+        # only ever on with a token.
         commands["rasa"] += ["--enable-api", "--auth-token", settings.rasa_api_token]
+    if scheduler:
+        if not settings.rasa_api_token:
+            raise RuntimeError("The check-in scheduler needs BOT_RASA_API_TOKEN")
+        commands["scheduler"] = [_bin("bot"), "checkins", "serve"]
     if demo_port is not None:
         commands["demo"] = [sys.executable, "-m", "bot.web.demo", "--port", str(demo_port),
                             "--widget-src",
@@ -175,6 +200,9 @@ def start_stack(
             stack.start_process(name)
         wait_until_up(f"{stack.action_url}/health", timeout, stack.processes["actions"])
         wait_until_up(f"{stack.rasa_url}/webhooks/rest/", timeout, stack.processes["rasa"])
+        if sms_port is not None:
+            wait_until_up(f"http://127.0.0.1:{sms_port}/_standin/messages", timeout,
+                          stack.processes["sms"])
         if demo_port is not None:
             wait_until_up(stack.demo_url + "/", timeout, stack.processes["demo"])
     except BaseException:
@@ -186,7 +214,8 @@ def start_stack(
 def run_all(with_demo: bool = True) -> int:
     """Start everything, print the URLs, and wait for Ctrl-C."""
     print("Starting the action server and Rasa (loading the model takes a little while)...")
-    stack = start_stack(demo_port=DEMO_PORT if with_demo else None, alert_port=ALERT_PORT)
+    stack = start_stack(demo_port=DEMO_PORT if with_demo else None, alert_port=ALERT_PORT,
+                        sms_port=SMS_PORT, scheduler=True)
     print()
     print("The assistant is running:")
     if with_demo:
@@ -198,6 +227,16 @@ def run_all(with_demo: bool = True) -> int:
     if "alerts" in stack.processes:
         print(f"  Staff alerts:    http://127.0.0.1:{ALERT_PORT}/ (local receiver), written to "
               f"{get_settings().data_dir / 'staff-alerts.jsonl'}")
+    print(f"  SMS webhook:     {stack.rasa_url}/webhooks/twilio/webhook (Twilio signature "
+          "required)")
+    print(f"  Texts sent:      recorded by the local Twilio stand-in at http://127.0.0.1:"
+          f"{SMS_PORT}/_standin/messages and in {get_settings().data_dir / 'sms-outbound.jsonl'}")
+    print("  Text the assistant like a patient would (signed like Twilio, replies printed):")
+    print('                   .venv/bin/bot patients enrol --name "Dana Whitfield" '
+          '--mobile +15555550123 --timezone America/Los_Angeles --induction 2026-09-01 '
+          '--last-infusion 2026-10-01 --consent-version sms-v1')
+    print('                   .venv/bin/bot sms send +15555550123 "I think I need a booster"')
+    print("  Check-ins:       the scheduler runs every minute (bot checkins run does one pass)")
     print("  Staff look-ups:  .venv/bin/bot handoffs list   |   .venv/bin/bot intake list")
     print("Press Ctrl-C to stop.")
     try:

@@ -26,6 +26,13 @@ _SECRET_NAMES = ("BOT_DATA_KEY", "BOT_INDEX_KEY", "BOT_WIDGET_SECRET")
 # Generated for the local demo too, but required elsewhere only when a webhook URL is set.
 _ALERT_SECRET_NAME = "BOT_ALERT_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
 _RASA_TOKEN_NAME = "BOT_RASA_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+_TWILIO_TOKEN_NAME = "TWILIO_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
+_TWILIO_SID_NAME = "TWILIO_ACCOUNT_SID"
+LOCAL_TWILIO_NUMBER = "+15550100000"
+LOCAL_SMS_STANDIN_URL = "http://127.0.0.1:8026"
+"""The local demo's stand-in for Twilio's REST API (``bot run`` starts it); nothing local
+ever reaches Twilio."""
+"""The clinic's texting number in the local demo (a 555-01xx number, reserved for fiction)."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -63,6 +70,17 @@ class Settings:
     rasa_api_token: str | None = None
     """Token for Rasa's HTTP API (staff takeover pauses and resumes conversations through it);
     the API stays off without one."""
+    # SMS through Twilio (bot.channels.sms). Without an auth token every webhook gets 403.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None
+    """Where Twilio's REST API is: unset for Twilio itself; the local stand-in in the local
+    demo and in tests."""
+    sms_trust_proxy: bool = False
+    """Rebuild the public webhook URL from X-Forwarded-Proto/-Host/-Port when validating
+    Twilio's signature (set it only behind a proxy that sets those headers)."""
+    rasa_url: str = "http://localhost:5005"
 
     @property
     def is_local(self) -> bool:
@@ -71,6 +89,9 @@ class Settings:
 
 
 def _generate_secret(name: str) -> str:
+    if name == _TWILIO_SID_NAME:
+        # A local stand-in account: Twilio account SIDs are "AC" and 32 hex digits.
+        return "AC" + secrets.token_hex(16)
     if name == "BOT_DATA_KEY":
         # Fernet keys are 32 url-safe base64-encoded bytes.
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
@@ -210,7 +231,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         )
     if env == "local":
         missing += [
-            name for name in (_ALERT_SECRET_NAME, _RASA_TOKEN_NAME) if not env_vars.get(name)
+            name
+            for name in (_ALERT_SECRET_NAME, _RASA_TOKEN_NAME, _TWILIO_SID_NAME,
+                         _TWILIO_TOKEN_NAME)
+            if not env_vars.get(name)
         ]
     if missing:
         generated = _local_secrets(data_dir, missing)
@@ -230,6 +254,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         widget_secret=env_vars["BOT_WIDGET_SECRET"].encode(),
         widget_allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         rasa_api_token=env_vars.get(_RASA_TOKEN_NAME) or None,
+        twilio_account_sid=env_vars.get(_TWILIO_SID_NAME) or None,
+        twilio_auth_token=env_vars.get(_TWILIO_TOKEN_NAME) or None,
+        twilio_from_number=env_vars.get("TWILIO_FROM_NUMBER")
+        or (LOCAL_TWILIO_NUMBER if env == "local" else None),
+        twilio_api_base_url=(env_vars.get("TWILIO_API_BASE_URL") or "").rstrip("/")
+        or (LOCAL_SMS_STANDIN_URL if env == "local" else None),
+        sms_trust_proxy=_bool(env_vars, "BOT_SMS_TRUST_PROXY", False),
+        rasa_url=(env_vars.get("BOT_RASA_URL") or "http://localhost:5005").rstrip("/"),
         **_alert_settings(env_vars),
     )
 

@@ -17,7 +17,8 @@ SAFETY_DATA = PROJECT_ROOT / "data" / "safety"
 # The project's test set first; then the sets measured once and never tuned on.
 TEST_SETS = [
     PROJECT_ROOT / "tests" / "safety" / name
-    for name in ("crisis_test.jsonl", "crisis_blind.jsonl", "crisis_fresh.jsonl")
+    for name in ("crisis_test.jsonl", "crisis_blind.jsonl", "crisis_fresh.jsonl",
+                 "crisis_fresh2.jsonl")
 ]
 DEV_SET = PROJECT_ROOT / "tests" / "safety" / "crisis_dev.jsonl"
 SHARED_DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "crisis_dev.jsonl"

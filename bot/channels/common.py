@@ -214,22 +214,22 @@ def _domain_file_responses() -> dict[str, Any]:
         return dict(yaml.safe_load(handle).get("responses") or {})
 
 
-def domain_response_text(request: Request, name: str) -> str | None:
+def response_text(agent: Any, name: str, **values: Any) -> str | None:
     """The text of one of the running assistant's responses, with the clinic's values filled in.
 
-    Reads the first variation of ``name`` from ``request.app.ctx.agent.domain.responses`` (or,
-    when no model is loaded, from ``domain.yml`` itself, so the crisis resources never depend
-    on a model) and interpolates it with :meth:`bot.clinic.Clinic.response_vars`.
+    Reads the first variation of ``name`` from the agent's domain (or, when no model is loaded,
+    from ``domain.yml`` itself, so the crisis resources never depend on a model) and
+    interpolates it with :meth:`bot.clinic.Clinic.response_vars` plus ``values``.
 
     Args:
-        request: The incoming request (its app holds the agent).
+        agent: The Rasa agent (``app.ctx.agent``), or ``None``.
         name: The response name, e.g. ``utter_technical_problem``.
+        **values: Extra template values (e.g. ``first_name``).
 
     Returns:
         The text, or ``None`` (logged) if neither the model nor the file has the response.
     """
     try:
-        agent = getattr(request.app.ctx, "agent", None)
         responses = agent.domain.responses if agent is not None and agent.domain else {}
         variations = responses.get(name) or _domain_file_responses()[name]
         text = variations[0]["text"]
@@ -239,7 +239,12 @@ def domain_response_text(request: Request, name: str) -> str | None:
     if not isinstance(text, str) or not text:
         logger.error("Domain response %s has no text in its first variation", name)
         return None
-    return interpolate_text(text, _response_vars())
+    return interpolate_text(text, {**_response_vars(), **values})
+
+
+def domain_response_text(request: Request, name: str) -> str | None:
+    """:func:`response_text` for the agent of the app serving ``request``."""
+    return response_text(getattr(request.app.ctx, "agent", None), name)
 
 
 @dataclass
@@ -265,7 +270,7 @@ class ProcessResult:
     paused: bool = False
 
 
-def _text_message(
+def text_message(
     sender_id: str, text: str | None, *, crisis: bool = False
 ) -> list[dict[str, Any]]:
     if text is None:
@@ -284,6 +289,149 @@ def _failure_location(error: BaseException) -> str:
         return "unknown location"
     last = frames[-1]
     return f"{last.filename}:{last.lineno} in {last.name}"
+
+
+@dataclass
+class CrisisCheck:
+    """The crisis check of one message, and what the channel sends at once because of it.
+
+    Attributes:
+        screening: The guard's screening (assessment, context, parse).
+        resources: The crisis resources to send first (empty when there is no crisis).
+        still_here: The "I'm still here" message, for when Rasa cannot answer in a crisis.
+        metadata: The ``UserMessage`` metadata, marked as handled when there is a crisis.
+    """
+
+    screening: guard.Screening
+    resources: list[dict[str, Any]]
+    still_here: list[dict[str, Any]]
+    metadata: dict[str, Any] | None
+
+    @property
+    def crisis(self) -> bool:
+        """Whether the message took the crisis path."""
+        return self.screening.assessment.crisis
+
+
+async def check_for_crisis(
+    agent: Any,
+    *,
+    text: str,
+    sender_id: str,
+    input_channel: str,
+    metadata: dict[str, Any] | None = None,
+) -> CrisisCheck:
+    """Run the crisis check on a cleaned message; on a crisis, escalate in the background.
+
+    The resources do not wait for anything: not for Rasa, the action server, the database or
+    the staff alert (which runs in the background).
+
+    Args:
+        agent: The Rasa agent, or ``None``.
+        text: The cleaned, non-empty message.
+        sender_id: The conversation.
+        input_channel: The channel name.
+        metadata: Metadata for the ``UserMessage``.
+
+    Returns:
+        The check.
+    """
+    screening = await guard.screen(agent, sender_id, text)
+    assessment = screening.assessment
+    if not assessment.crisis:
+        return CrisisCheck(screening, [], [], metadata)
+    resources = text_message(
+        sender_id, response_text(agent, guard.resources_response(assessment)), crisis=True
+    )
+    guard.escalate(sender_id, input_channel, text, screening)
+    logger.warning(
+        "Crisis path for sender %s (layers: %s)",
+        sender_prefix(sender_id), ",".join(assessment.layers),
+    )
+    return CrisisCheck(
+        screening,
+        resources,
+        text_message(sender_id, response_text(agent, guard.still_here_response(assessment))),
+        {**(metadata or {}), "safety": {**assessment.as_metadata(), "handled": True}},
+    )
+
+
+async def run_dialogue(
+    agent: Any,
+    on_new_message: OnNewMessage,
+    check: CrisisCheck,
+    *,
+    text: str,
+    sender_id: str,
+    input_channel: str,
+    first: list[dict[str, Any]] | None = None,
+) -> ProcessResult:
+    """Hand a checked message to Rasa and always answer.
+
+    Args:
+        agent: The Rasa agent, or ``None``.
+        on_new_message: The callback Rasa gave the channel's blueprint.
+        check: The message's crisis check.
+        text: The cleaned message.
+        sender_id: The conversation.
+        input_channel: The channel name stored on the ``UserMessage``.
+        first: Messages to put before Rasa's (the crisis resources, unless the channel has
+            sent them already).
+
+    Returns:
+        The bot's messages and what happened.
+    """
+    first = list(first or [])
+    crisis = check.crisis
+    collector = CollectingOutputChannel()
+    message = UserMessage(
+        text,
+        collector,
+        sender_id,
+        parse_data=check.screening.parse_data,
+        input_channel=input_channel,
+        metadata=check.metadata,
+    )
+    try:
+        await on_new_message(message)
+    except Exception as error:
+        # The exception's message may quote the tracker (user text, slot values): log its type
+        # and where it was raised, never its text or its traceback's values.
+        logger.error(
+            "Processing a %s message for sender %s failed: %s at %s",
+            input_channel,
+            sender_prefix(sender_id),
+            type(error).__name__,
+            _failure_location(error),
+        )
+        if crisis:
+            return ProcessResult(
+                messages=first + list(collector.messages) + check.still_here,
+                failed=True, crisis=True,
+            )
+        return ProcessResult(
+            messages=list(collector.messages)
+            + text_message(sender_id, response_text(agent, RESPONSE_TECHNICAL_PROBLEM)),
+            failed=True,
+        )
+    if not collector.messages:
+        if check.screening.context.paused:
+            # Staff hold the conversation: the message is in the tracker for them, and the
+            # assistant says nothing of its own (apart from crisis resources).
+            return ProcessResult(messages=first, crisis=crisis, paused=True)
+        # Every turn of this assistant's dialogue replies. Silence means Rasa swallowed a
+        # failure (it logs a failing custom action and carries on), so say so rather than
+        # leave the person waiting.
+        logger.error("No reply to a %s message for sender %s", input_channel,
+                     sender_prefix(sender_id))
+        if crisis:
+            return ProcessResult(messages=first + check.still_here, failed=True, crisis=True)
+        return ProcessResult(
+            messages=text_message(
+                sender_id, response_text(agent, RESPONSE_TECHNICAL_PROBLEM)),
+            failed=True,
+        )
+    return ProcessResult(messages=first + list(collector.messages), crisis=crisis)
 
 
 async def process_user_message(
@@ -308,80 +456,17 @@ async def process_user_message(
     Returns:
         The bot's messages and what happened.
     """
+    agent = getattr(request.app.ctx, "agent", None)
     text = clean_user_text(raw_text)
     if not text:
         return ProcessResult(
-            messages=_text_message(
-                sender_id, domain_response_text(request, RESPONSE_EMPTY_MESSAGE)
-            ),
+            messages=text_message(sender_id, response_text(agent, RESPONSE_EMPTY_MESSAGE)),
             empty=True,
         )
-    agent = getattr(request.app.ctx, "agent", None)
-    screening = await guard.screen(agent, sender_id, text)
-    assessment = screening.assessment
-    first: list[dict[str, Any]] = []
-    if assessment.crisis:
-        # The resources go first and do not wait for anything: not for Rasa, the action
-        # server, the database or the staff alert (which runs in the background).
-        first = _text_message(
-            sender_id,
-            domain_response_text(request, guard.resources_response(assessment)),
-            crisis=True,
-        )
-        guard.escalate(sender_id, input_channel, text, screening)
-        metadata = {**(metadata or {}), "safety": {**assessment.as_metadata(), "handled": True}}
-        logger.warning(
-            "Crisis path for sender %s (layers: %s)",
-            sender_prefix(sender_id), ",".join(assessment.layers),
-        )
-    still_here = _text_message(
-        sender_id, domain_response_text(request, guard.still_here_response(assessment))
-    ) if assessment.crisis else []
-    collector = CollectingOutputChannel()
-    message = UserMessage(
-        text,
-        collector,
-        sender_id,
-        parse_data=screening.parse_data,
-        input_channel=input_channel,
-        metadata=metadata,
+    check = await check_for_crisis(
+        agent, text=text, sender_id=sender_id, input_channel=input_channel, metadata=metadata
     )
-    try:
-        await on_new_message(message)
-    except Exception as error:
-        # The exception's message may quote the tracker (user text, slot values): log its type
-        # and where it was raised, never its text or its traceback's values.
-        logger.error(
-            "Processing a %s message for sender %s failed: %s at %s",
-            input_channel,
-            sender_prefix(sender_id),
-            type(error).__name__,
-            _failure_location(error),
-        )
-        if assessment.crisis:
-            return ProcessResult(
-                messages=first + list(collector.messages) + still_here, failed=True, crisis=True
-            )
-        return ProcessResult(
-            messages=list(collector.messages)
-            + _text_message(sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
-            failed=True,
-        )
-    if not collector.messages:
-        if screening.context.paused:
-            # Staff hold the conversation: the message is in the tracker for them, and the
-            # assistant says nothing of its own (apart from crisis resources).
-            return ProcessResult(messages=first, crisis=assessment.crisis, paused=True)
-        # Every turn of this assistant's dialogue replies. Silence means Rasa swallowed a
-        # failure (it logs a failing custom action and carries on), so say so rather than
-        # leave the person waiting.
-        logger.error("No reply to a %s message for sender %s", input_channel,
-                     sender_prefix(sender_id))
-        if assessment.crisis:
-            return ProcessResult(messages=first + still_here, failed=True, crisis=True)
-        return ProcessResult(
-            messages=_text_message(
-                sender_id, domain_response_text(request, RESPONSE_TECHNICAL_PROBLEM)),
-            failed=True,
-        )
-    return ProcessResult(messages=first + list(collector.messages), crisis=assessment.crisis)
+    return await run_dialogue(
+        agent, on_new_message, check, text=text, sender_id=sender_id,
+        input_channel=input_channel, first=check.resources,
+    )

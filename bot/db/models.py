@@ -93,6 +93,8 @@ class HandoffReason(str, enum.Enum):
     COST_QUESTION = "cost_question"
     NLU_FALLBACK = "nlu_fallback"
     CRISIS = "crisis"
+    CHECKIN = "checkin"
+    CALLBACK_REQUESTED = "callback_requested"
 
 
 class AlertStatus(str, enum.Enum):
@@ -113,12 +115,20 @@ class CheckinStatus(str, enum.Enum):
     """Where one SMS check-in is, from scheduled to closed."""
 
     SCHEDULED = "scheduled"
+    SENDING = "sending"
     SENT = "sent"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     INCOMPLETE = "incomplete"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class CheckinOrigin(str, enum.Enum):
+    """Who started a check-in: the schedule, or the patient texting in."""
+
+    SCHEDULE = "schedule"
+    PATIENT = "patient"
 
 
 class SmsDirection(str, enum.Enum):
@@ -332,6 +342,7 @@ class Checkin(Base):
     __table_args__ = (
         UniqueConstraint("patient_id", "due_on", name="uq_checkins_patient_due_on"),
         Index("ix_checkins_status_scheduled_for", "status", "scheduled_for"),
+        Index("ix_checkins_patient_status", "patient_id", "status"),
     )
 
     id = Column(Integer, primary_key=True)
@@ -344,6 +355,15 @@ class Checkin(Base):
     sent_at = Column(DateTime(timezone=True))
     reminder_sent_at = Column(DateTime(timezone=True))
     closed_at = Column(DateTime(timezone=True))
+    origin = Column(String(16), nullable=False, default=CheckinOrigin.SCHEDULE.value,
+                    server_default=CheckinOrigin.SCHEDULE.value)
+    # Send attempts so far, and the last failure (an error type or Twilio code, no text).
+    attempts = Column(Integer, nullable=False, default=0, server_default="0")
+    last_error = Column(String(200))
+    # The patient's last answer (or the send), for the reminder and the incomplete close.
+    last_activity_at = Column(DateTime(timezone=True))
+    conversation_id = Column(ForeignKey("conversations.id"))
+    handoff_id = Column(ForeignKey("handoffs.id"))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -368,6 +388,8 @@ class CheckinAnswer(Base):
     raw_text = Column(EncryptedText, nullable=False)
     # The item's score (e.g. 0-3 for PHQ and GAD items); NULL when it could not be read.
     score = Column(Integer)
+    # For a multiple-choice question, the keys picked (encrypted: they are health data).
+    choices = Column(EncryptedJSON)
     answered_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 
     checkin = relationship("Checkin", back_populates="answers")
@@ -403,6 +425,7 @@ __all__ = [
     "Channel",
     "Checkin",
     "CheckinAnswer",
+    "CheckinOrigin",
     "CheckinStatus",
     "ConsentKind",
     "ConsentRecord",

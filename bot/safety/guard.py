@@ -33,6 +33,10 @@ from bot.safety.detector import (
 
 logger = logging.getLogger(__name__)
 
+EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
+"""How Rasa marks intents triggered through its HTTP API (a scheduled check-in, a reminder):
+not the person's words, so not part of the crisis window."""
+
 WINDOW_AGE = dt.timedelta(hours=1)
 """Earlier messages older than this do not count towards the window."""
 
@@ -93,6 +97,12 @@ class _RecentMessages:
 _recent = _RecentMessages()
 
 
+def recent_messages(sender_id: str) -> list[str]:
+    """This process's memory of a conversation's last few messages (within the window's age),
+    oldest first; used where no tracker holds them (SMS from an unknown number)."""
+    return _recent.history(sender_id)
+
+
 async def conversation_context(agent: Any, sender_id: str) -> ConversationContext:
     """Read the window, pause state and active form from the tracker store.
 
@@ -119,7 +129,7 @@ async def conversation_context(agent: Any, sender_id: str) -> ConversationContex
         for event in tracker.events
         if getattr(event, "type_name", None) == "user"
         and isinstance(getattr(event, "text", None), str)
-        and not event.text.startswith("/")
+        and not event.text.startswith(("/", EXTERNAL_MESSAGE_PREFIX))
         and (event.timestamp or 0) >= cutoff
     ]
     return ConversationContext(

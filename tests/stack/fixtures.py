@@ -31,6 +31,9 @@ def free_port() -> int:
 
 
 RASA_API_TOKEN = "stack-test-rasa-token"
+TWILIO_ACCOUNT_SID = "AC" + "5" * 32
+TWILIO_AUTH_TOKEN = "stack-test-twilio-token"
+TWILIO_FROM_NUMBER = "+15550100000"
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +58,16 @@ def stack(staff_alerts: WebhookReceiver) -> Iterator[Stack]:
     env["BOT_DATABASE_URL"] = f"sqlite:///{settings.data_dir / 'stack.db'}"
     env["BOT_TRACKER_DB"] = str(settings.data_dir / "stack-tracker.db")
     env["BOT_WIDGET_ALLOWED_ORIGINS"] = f"http://localhost:{demo_port},http://127.0.0.1:{demo_port}"
+    env["TWILIO_ACCOUNT_SID"] = TWILIO_ACCOUNT_SID
+    env["TWILIO_AUTH_TOKEN"] = TWILIO_AUTH_TOKEN
+    env["TWILIO_FROM_NUMBER"] = TWILIO_FROM_NUMBER
     migrate.upgrade(env["BOT_DATABASE_URL"])
+    sms_port = free_port()
     running = start_stack(env=env, action_port=free_port(), rasa_port=free_port(),
-                          demo_port=demo_port, log_dir=PROJECT_ROOT / "artifacts" / "logs")
+                          demo_port=demo_port, log_dir=PROJECT_ROOT / "artifacts" / "logs",
+                          sms_port=sms_port)
     running.database_url = env["BOT_DATABASE_URL"]  # type: ignore[attr-defined]
+    running.sms_url = f"http://127.0.0.1:{sms_port}"  # type: ignore[attr-defined]
     yield running
     running.stop()
 
