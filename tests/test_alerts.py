@@ -466,7 +466,12 @@ def test_local_demo_generates_the_webhook_secret_once_and_keeps_existing_keys(tm
     assert first.alert_webhook_secret and first.alert_webhook_secret == second.alert_webhook_secret
     stored = json.loads((tmp_path / "secrets.json").read_text())
     assert stored == {**old, "BOT_ALERT_WEBHOOK_SECRET": first.alert_webhook_secret.decode(),
-                      "BOT_RASA_API_TOKEN": first.rasa_api_token}
+                      "BOT_RASA_API_TOKEN": first.rasa_api_token,
+                      # The local Twilio stand-in's account (bot.sms.standin).
+                      "TWILIO_ACCOUNT_SID": first.twilio_account_sid,
+                      "TWILIO_AUTH_TOKEN": first.twilio_auth_token}
+    assert first.twilio_account_sid == second.twilio_account_sid
+    assert str(first.twilio_account_sid).startswith("AC")
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
 
 

@@ -132,7 +132,19 @@ CRISIS_INTENTS = {"crisis": 100, "deny_crisis": 30, "out_of_scope": 100}
 
 
 def test_test_set_has_no_unknown_intents(held_out: TrainingData) -> None:
-    assert set(held_out.intents) <= set(INTENTS) | set(CRISIS_INTENTS)
+    assert set(held_out.intents) <= set(INTENTS) | set(CRISIS_INTENTS) | set(CHECKIN_INTENTS)
+
+
+# Owned by data/nlu/checkin.yml (a patient asking for a booster or a check-in, mostly by SMS).
+CHECKIN_INTENTS = {"request_booster": 25}
+
+
+@pytest.mark.parametrize("intent", sorted(CHECKIN_INTENTS))
+def test_checkin_intents_have_training_and_test_examples(
+    all_train: TrainingData, held_out: TrainingData, intent: str
+) -> None:
+    assert len(by_intent(all_train)[intent]) >= CHECKIN_INTENTS[intent]
+    assert len(by_intent(held_out)[intent]) >= MIN_TEST
 
 
 @pytest.mark.parametrize("intent", sorted(CRISIS_INTENTS))

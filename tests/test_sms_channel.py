@@ -378,6 +378,9 @@ async def test_crisis_resources_are_texted_even_when_the_assistant_fails(
     enrol()
     agent.fail = True
     await text_in(app, channel, "i'm going to kill myself tonight")
+    from bot.safety import guard
+
+    await guard.drain()  # the crisis record and alert finish before the tables are emptied
     texts = sent_to(standin, PATIENT_NUMBER)
     assert texts[0] == expected("utter_crisis_resources")
     assert texts[-1] == expected("utter_crisis_still_here")
