@@ -15,6 +15,8 @@ Examples::
     bot sms send +15555550123 "I think I need a booster"
     bot checkins run
     bot checkins serve
+    bot staff create-admin --email admin@clinic.example --name "Dana Reyes"
+    bot staff list
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -314,6 +317,70 @@ def _add_sms_commands(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=_checkins_serve)
 
 
+def _read_new_password(args: argparse.Namespace) -> str | None:
+    """The new account's password from stdin (``--password-stdin``) or a prompt; ``None`` after
+    an error message."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        _fail("No terminal to ask for the password on: pipe it in with --password-stdin.")
+        return None
+    password = getpass.getpass("Password (at least 12 characters): ")
+    if getpass.getpass("Password again: ") != password:
+        _fail("The passwords do not match.")
+        return None
+    return password
+
+
+def _staff_create_admin(args: argparse.Namespace) -> int:
+    from bot.db.models import StaffRole
+    from bot.db.session import unit_of_work
+    from bot.services import staff
+
+    password = _read_new_password(args)
+    if password is None:
+        return 1
+    try:
+        with unit_of_work() as session:
+            user = staff.create_user(session, args.email, args.name, StaffRole.ADMIN, password)
+            user_id, email = user.id, user.email
+    except staff.StaffError as error:
+        return _fail(str(error))
+    print(f"Created admin #{user_id} {email}; they can sign in to the staff console now.")
+    return 0
+
+
+def _staff_list(_args: argparse.Namespace) -> int:
+    from bot.db.session import unit_of_work
+    from bot.services import staff
+
+    with unit_of_work() as session:
+        users = staff.list_users(session)
+        print(f"{len(users)} staff account(s)")
+        for user in users:
+            last = (f"last login {user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at
+                    else "never logged in")
+            state = "active" if user.active else "inactive"
+            print(f"  #{user.id:<4} {user.email:<32} {user.display_name:<24} "
+                  f"{user.role.value:<10} {state:<8} {last}")
+    return 0
+
+
+def _add_staff_commands(commands: argparse._SubParsersAction) -> None:
+    staff_cmd = commands.add_parser("staff", help="staff accounts of the staff console")
+    staff_commands = staff_cmd.add_subparsers(dest="staff_command", required=True)
+    create = staff_commands.add_parser(
+        "create-admin", help="create an admin account (the password is asked for, never "
+                             "given on the command line)")
+    create.add_argument("--email", required=True, help="the login email")
+    create.add_argument("--name", required=True, help="the name colleagues see")
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of standard input")
+    create.set_defaults(func=_staff_create_admin)
+    staff_commands.add_parser("list", help="every staff account").set_defaults(func=_staff_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="bot", description=__doc__.splitlines()[0])
@@ -341,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_patient_commands(commands)
     _add_sms_commands(commands)
+    _add_staff_commands(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""Run the whole product locally: action server, Rasa server, the demo clinic page, the local
-stand-in for Twilio's Messages API and the check-in scheduler.
+"""Run the whole product locally: action server, Rasa server, the demo clinic page, the staff
+console, the local stand-in for Twilio's Messages API and the check-in scheduler.
 
 ``make run`` calls ``bot run``. Each part is a child process; Ctrl-C (or any part exiting)
 stops them all.
@@ -25,6 +25,9 @@ RASA_PORT = 5005
 DEMO_PORT = 8000
 ALERT_PORT = 8025
 SMS_PORT = 8026
+CONSOLE_PORT = 8030
+DEMO_ADMIN_EMAIL = "admin@clinic.local"
+_DEMO_ADMIN_SECRET = "BOT_DEMO_ADMIN_PASSWORD"  # noqa: S105 - a variable name, not a secret
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Stack:
     rasa_url: str = ""
     action_url: str = ""
     demo_url: str = ""
+    console_url: str = ""
     log_dir: Path | None = None
     commands: dict[str, list[str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -110,6 +114,7 @@ def start_stack(
     alert_port: int | None = None,
     sms_port: int | None = None,
     scheduler: bool = False,
+    console_port: int | None = None,
 ) -> Stack:
     """Start the action server, the Rasa server and (optionally) the demo page.
 
@@ -129,6 +134,7 @@ def start_stack(
             assistant sends are recorded there, never sent), or ``None`` for none. It needs
             ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN`` (the local demo generates them).
         scheduler: Whether to run the check-in scheduler (``bot checkins serve``).
+        console_port: Where to run the staff console, or ``None`` for none.
 
     Returns:
         The running stack. Call :meth:`Stack.stop` when done.
@@ -183,6 +189,9 @@ def start_stack(
         if not settings.rasa_api_token:
             raise RuntimeError("The check-in scheduler needs BOT_RASA_API_TOKEN")
         commands["scheduler"] = [_bin("bot"), "checkins", "serve"]
+    if console_port is not None:
+        commands["console"] = [sys.executable, "-m", "bot.console", "--port", str(console_port)]
+        child_env["BOT_CONSOLE_URL"] = f"http://127.0.0.1:{console_port}"
     if demo_port is not None:
         commands["demo"] = [sys.executable, "-m", "bot.web.demo", "--port", str(demo_port),
                             "--widget-src",
@@ -191,6 +200,7 @@ def start_stack(
         rasa_url=f"http://localhost:{rasa_port}",
         action_url=f"http://localhost:{action_port}",
         demo_url=f"http://localhost:{demo_port}" if demo_port is not None else "",
+        console_url=f"http://127.0.0.1:{console_port}" if console_port is not None else "",
         log_dir=log_dir,
         commands=commands,
         env=child_env,
@@ -205,21 +215,58 @@ def start_stack(
                           stack.processes["sms"])
         if demo_port is not None:
             wait_until_up(stack.demo_url + "/", timeout, stack.processes["demo"])
+        if console_port is not None:
+            wait_until_up(stack.console_url + "/login", timeout, stack.processes["console"])
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
+def ensure_demo_admin() -> tuple[str, str, bool]:
+    """The local demo's console admin: created on first use, its password kept in the local
+    secrets file (``var/secrets.json``).
+
+    Only the local demo set-up (``BOT_ENV=local``) has this account; anywhere else the first
+    admin is made with ``bot staff create-admin``, and there are no default credentials.
+
+    Returns:
+        The login email, its password, and whether the account was created now.
+
+    Raises:
+        RuntimeError: Not the local demo set-up.
+    """
+    from bot.db.models import StaffRole
+    from bot.db.session import unit_of_work
+    from bot.services import staff
+    from bot.settings import _local_secrets
+
+    settings = get_settings()
+    if not settings.is_local:
+        raise RuntimeError("The demo admin exists only in the local demo set-up")
+    password = _local_secrets(settings.data_dir, [_DEMO_ADMIN_SECRET])[_DEMO_ADMIN_SECRET]
+    with unit_of_work() as session:
+        if staff.find_by_email(session, DEMO_ADMIN_EMAIL) is not None:
+            return DEMO_ADMIN_EMAIL, password, False
+        staff.create_user(session, DEMO_ADMIN_EMAIL, "Demo Admin", StaffRole.ADMIN, password)
+    return DEMO_ADMIN_EMAIL, password, True
+
+
 def run_all(with_demo: bool = True) -> int:
     """Start everything, print the URLs, and wait for Ctrl-C."""
+    admin: tuple[str, str, bool] | None = None
+    if get_settings().is_local:
+        admin = ensure_demo_admin()
     print("Starting the action server and Rasa (loading the model takes a little while)...")
     stack = start_stack(demo_port=DEMO_PORT if with_demo else None, alert_port=ALERT_PORT,
-                        sms_port=SMS_PORT, scheduler=True)
+                        sms_port=SMS_PORT, scheduler=True, console_port=CONSOLE_PORT)
     print()
     print("The assistant is running:")
     if with_demo:
         print(f"  Demo clinic page with the chat widget:  {stack.demo_url}/")
+    print(f"  Staff console:   {stack.console_url}/")
+    if admin is not None:
+        print(f"                   demo admin login (local demo only): {admin[0]} / {admin[1]}")
     print(f"  REST channel:    {stack.rasa_url}/webhooks/rest/webhook")
     print(f"  Widget channel:  {stack.rasa_url}/webhooks/widget/")
     print(f"  Action server:   {stack.action_url}/health")

@@ -66,7 +66,10 @@ class Settings:
     alert_smtp_starttls: bool = False
     alert_attempts: int = 3
     alert_retry_delay: float = 1.0
-    console_url: str = "http://localhost:8001"
+    console_url: str = "http://localhost:8030"
+    console_secure_cookies: bool = False
+    """Mark the staff console's cookies Secure even on plain-HTTP requests (set it behind a
+    TLS-terminating proxy; requests that arrive over HTTPS always get Secure cookies)."""
     rasa_api_token: str | None = None
     """Token for Rasa's HTTP API (staff takeover pauses and resumes conversations through it);
     the API stays off without one."""
@@ -203,7 +206,7 @@ def _alert_settings(env_vars: dict[str, str]) -> _AlertSettings:
         "alert_smtp_starttls": _bool(env_vars, "BOT_ALERT_SMTP_STARTTLS", False),
         "alert_attempts": _number(env_vars, "BOT_ALERT_ATTEMPTS", int, 3, 1),
         "alert_retry_delay": _number(env_vars, "BOT_ALERT_RETRY_DELAY", float, 1.0, 0.0),
-        "console_url": (env_vars.get("BOT_CONSOLE_URL") or "http://localhost:8001").rstrip("/"),
+        "console_url": (env_vars.get("BOT_CONSOLE_URL") or "http://localhost:8030").rstrip("/"),
     }
 
 
@@ -261,6 +264,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         twilio_api_base_url=(env_vars.get("TWILIO_API_BASE_URL") or "").rstrip("/")
         or (LOCAL_SMS_STANDIN_URL if env == "local" else None),
         sms_trust_proxy=_bool(env_vars, "BOT_SMS_TRUST_PROXY", False),
+        console_secure_cookies=_bool(env_vars, "BOT_CONSOLE_SECURE_COOKIES", False),
         rasa_url=(env_vars.get("BOT_RASA_URL") or "http://localhost:5005").rstrip("/"),
         **_alert_settings(env_vars),
     )

@@ -8,6 +8,7 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,47 @@ def _postgres_reachable() -> str | None:
         return None
     except Exception as error:  # any driver or network failure means "not here"
         return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+
+
+@contextmanager
+def own_database(kind: str, sqlite_dir: Path, label: str, *, migrated: bool = True,
+                 ) -> Iterator[str]:
+    """A new database of one test's (or module's) own, and its URL; dropped afterwards.
+
+    Args:
+        kind: ``"sqlite"`` or ``"postgres"`` (the usual fixture parameters).
+        sqlite_dir: Where the SQLite file goes.
+        label: A short name, part of the database's name.
+        migrated: Whether to run the migrations first.
+
+    PostgreSQL that cannot be reached skips the test, or fails it when
+    ``BOT_REQUIRE_POSTGRES=1``.
+    """
+    if kind == "sqlite":
+        url = f"sqlite:///{sqlite_dir / f'{label}-{uuid.uuid4().hex[:8]}.db'}"
+        if migrated:
+            migrate.upgrade(url)
+        yield url
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable ({problem})"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message + " and BOT_REQUIRE_POSTGRES=1", pytrace=False)
+        pytest.skip(message + "; the PostgreSQL variant was skipped")
+    name = f"kca_{label}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        if migrated:
+            migrate.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -450,7 +450,7 @@ def test_alert_settings_default_to_nothing_configured_outside_local(tmp_path):
     assert (settings.alert_webhook_url, settings.alert_webhook_secret,
             settings.alert_smtp_host) == (None, None, None)
     assert (settings.alert_attempts, settings.alert_retry_delay, settings.console_url) == (
-        3, 1.0, "http://localhost:8001")
+        3, 1.0, "http://localhost:8030")
     assert not (tmp_path / "secrets.json").exists()
 
 

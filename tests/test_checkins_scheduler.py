@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
@@ -22,11 +21,10 @@ from sqlalchemy.engine import Engine
 from bot.checkins import scheduler
 from bot.checkins.scheduler import CheckinRef, RunReport, SendError
 from bot.clinic import CheckinPolicy
-from bot.db import migrate
 from bot.db.models import Checkin, CheckinStatus, Handoff, HandoffReason, Patient
 from bot.db.session import make_engine, unit_of_work
 from bot.services import checkins, patients
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, _postgres_reachable
+from tests.conftest import own_database
 
 UTC = dt.timezone.utc
 POLICY = CheckinPolicy()  # every 28 days, 08:00-21:00, 2 texts a week, 24 h, 24 h, 3 attempts
@@ -55,29 +53,8 @@ def _at(zone: str, day: str, clock: str) -> dt.datetime:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
     """A migrated database of this module's own, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('scheduler') / 'scheduler.db'}"
-        migrate.upgrade(url)
+    with own_database(request.param, tmp_path_factory.mktemp("scheduler"), "sched") as url:
         yield url
-        return
-    problem = _postgres_reachable()
-    if problem is not None:
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable ({problem})"
-        if REQUIRE_POSTGRES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message + "; the PostgreSQL scheduler tests were skipped")
-    name = f"kca_sched_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -227,3 +227,23 @@ def test_the_override_makes_the_intent_agree_with_the_crisis_check(
     override.process([message])
     intent = message.get(INTENT)
     assert (intent["name"], intent["confidence"]) == (expected[0], pytest.approx(expected[1]))
+
+
+def test_the_component_does_not_score_the_risk_words_of_a_denial(tmp_path: Path) -> None:
+    files = write_jsonl(tmp_path / "crisis_train_x.jsonl", [
+        ("thoughts of hurting myself", True), ("i keep having thoughts of hurting myself", True),
+        ("suicidal thoughts again", True), ("mood low and tired", False),
+        ("sleep was bad", False), ("feeling low this week", False),
+    ])
+    component = make_component(tmp_path, {"training_files": [str(files)]})
+    component.train(TrainingData([
+        Message(data={TEXT: "i want to book an appointment", INTENT: "start_intake"}),
+    ]))
+    denial = Message(data={TEXT: "feeling low this week, no thoughts of hurting myself"})
+    risk = Message(data={TEXT: "feeling low this week, thoughts of hurting myself"})
+    only_denial = Message(data={TEXT: "No suicidal thoughts."})
+    component.process([denial, risk, only_denial])
+    assert risk.get(CLASSIFIER_KEY)["crisis"] is True
+    assert denial.get(CLASSIFIER_KEY)["crisis"] is False
+    assert denial.get(CLASSIFIER_KEY)["confidence"] < risk.get(CLASSIFIER_KEY)["confidence"]
+    assert only_denial.get(CLASSIFIER_KEY) == {"confidence": 0.0, "crisis": False}

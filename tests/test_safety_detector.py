@@ -346,3 +346,51 @@ def test_nlu_layer_ignores_very_short_messages(detector: CrisisDetector) -> None
                                 {"name": "inform", "confidence": 0.01}]}
     assert not detector.assess("Yusuf", nlu=parse).crisis
     assert detector.assess("kms", nlu=parse).crisis
+
+
+# -- denials: "no thoughts of hurting myself" -------------------------------------------------
+
+DENIALS = [
+    ("mood is low this week. no thoughts of hurting myself, just tired",
+     "mood is low this week just tired"),
+    ("sleep 5 hrs, anxiety high, no suicidal thoughts", "sleep 5 hrs anxiety high"),
+    ("I'm definitely not suicidal, just worn out", "i just worn out"),
+    ("no self harm urges. appetite down", "appetite down"),
+    ("question 9 is a zero", ""),
+    ("estoy triste pero no tengo pensamientos de hacerme daño", "estoy triste pero"),
+]
+
+
+@pytest.mark.parametrize(("text", "scored"), DENIALS)
+def test_a_denial_is_left_out_of_what_the_classifier_scores(
+    detector: CrisisDetector, text: str, scored: str
+) -> None:
+    assert detector.without_denials(text) == scored
+    assert not detector.signals(text).strong
+
+
+def test_a_message_without_a_denial_is_scored_as_written(detector: CrisisDetector) -> None:
+    text = "Feeling low. No energy at all."
+    assert detector.without_denials(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the risk is elsewhere in the message
+        "no suicidal thoughts but i took the whole bottle an hour ago",
+        "i'm not suicidal, i just want to go to sleep and never wake up",
+        # a limited denial is not a denial
+        "no plans to kill myself yet",
+        "no thoughts of hurting myself until tonight when i take the pills",
+        # "no thoughts" alone denies nothing
+        "no thoughts, i just want to kill myself",
+    ],
+)
+def test_crisis_language_beside_a_denial_still_counts(detector: CrisisDetector, text: str) -> None:
+    assert detector.signals(text).strong
+
+
+def test_a_limited_denial_is_scored_whole(detector: CrisisDetector) -> None:
+    text = "no plans to kill myself tonight but tomorrow"
+    assert detector.without_denials(text) == text

@@ -18,6 +18,7 @@ prefix of the sender id and the type of an error, nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -356,6 +357,42 @@ async def check_for_crisis(
     )
 
 
+async def held_by_staff(sender_id: str) -> bool:
+    """Whether a staff member holds the conversation (took it over in the console).
+
+    The database is the record of who holds a conversation; Rasa's pause is how the assistant
+    is kept quiet. The two can part: Rasa starts a new session after a long silence, and a new
+    session is no longer paused. A database that cannot be read leaves it to Rasa's pause.
+    """
+
+    def holder() -> bool:
+        from bot.db.session import unit_of_work
+        from bot.services import conversations
+
+        with unit_of_work() as session:
+            return conversations.holder(session, sender_id) is not None
+
+    try:
+        return await asyncio.to_thread(holder)
+    except Exception as error:  # the database is down: Rasa's own pause still applies
+        logger.warning("Could not check whether staff hold sender %s: %s",
+                       sender_prefix(sender_id), type(error).__name__)
+        return False
+
+
+async def _log_while_held(agent: Any, message: UserMessage) -> None:
+    """Record a message for the staff member who holds the conversation, without the assistant
+    answering, and pause the conversation again if a new Rasa session had unpaused it."""
+    from rasa.shared.core.events import ConversationPaused
+
+    processor = agent.processor
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await processor.log_message(message, should_save_tracker=False)
+        if not tracker.is_paused():
+            tracker.update(ConversationPaused())
+        await processor.save_tracker(tracker)
+
+
 async def run_dialogue(
     agent: Any,
     on_new_message: OnNewMessage,
@@ -393,6 +430,9 @@ async def run_dialogue(
         metadata=check.metadata,
     )
     try:
+        if agent is not None and await held_by_staff(sender_id):
+            await _log_while_held(agent, message)
+            return ProcessResult(messages=first, crisis=crisis, paused=True)
         await on_new_message(message)
     except Exception as error:
         # The exception's message may quote the tracker (user text, slot values): log its type

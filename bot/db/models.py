@@ -1,5 +1,6 @@
 """The application database: people, conversations, answers, consents, handoffs, staff alerts,
-and the SMS check-ins of enrolled patients.
+the SMS check-ins of enrolled patients, and the staff console (staff accounts and sessions,
+handoff notes, the audit log and clinic-config overrides).
 
 Alembic migrations in ``bot/db/migrations`` are the only way this schema changes; these models
 describe it for the service layer.
@@ -12,6 +13,7 @@ import enum
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Column,
@@ -138,6 +140,23 @@ class SmsDirection(str, enum.Enum):
     OUTBOUND = "outbound"
 
 
+class StaffRole(str, enum.Enum):
+    """What a staff member may do in the staff console (see :mod:`bot.services.staff`)."""
+
+    ADMIN = "admin"
+    CLINICIAN = "clinician"
+    FRONT_DESK = "front_desk"
+
+
+class HandoffOutcome(str, enum.Enum):
+    """How staff closed a handoff."""
+
+    CALLED_BACK = "called_back"
+    BOOKED = "booked"
+    REFERRED = "referred"
+    NO_ACTION_NEEDED = "no_action_needed"
+
+
 def _enum(kind: type[enum.Enum], name: str) -> Enum:
     # Stored as plain strings (no native ENUM type), so adding a value is a data change only.
     return Enum(kind, name=name, native_enum=False, length=32,
@@ -186,8 +205,13 @@ class Conversation(Base):
         DateTime(timezone=True), nullable=False, default=utcnow
     )
     intake_submitted_at = Column(DateTime(timezone=True))
+    # The staff member who has taken the conversation over (the assistant is paused meanwhile);
+    # NULL while the assistant has it.
+    held_by_id = Column(ForeignKey("staff_users.id"), index=True)
+    held_since = Column(DateTime(timezone=True))
 
     person = relationship("Person", back_populates="conversations")
+    held_by = relationship("StaffUser", foreign_keys=[held_by_id])
     answers = relationship("Answer", back_populates="conversation", order_by="Answer.id")
     handoffs = relationship("Handoff", back_populates="conversation")
 
@@ -257,8 +281,16 @@ class Handoff(Base):
         DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
     )
     resolved_at = Column(DateTime(timezone=True))
+    # Claiming assigns the handoff to one staff member; resolving records who closed it and how.
+    assigned_to_id = Column(ForeignKey("staff_users.id"), index=True)
+    claimed_at = Column(DateTime(timezone=True))
+    outcome = Column(_enum(HandoffOutcome, "handoff_outcome"))
+    resolved_by_id = Column(ForeignKey("staff_users.id"))
 
     conversation = relationship("Conversation", back_populates="handoffs")
+    assigned_to = relationship("StaffUser", foreign_keys=[assigned_to_id])
+    resolved_by = relationship("StaffUser", foreign_keys=[resolved_by_id])
+    notes = relationship("HandoffNote", back_populates="handoff", order_by="HandoffNote.id")
 
 
 class StaffAlert(Base):
@@ -418,28 +450,149 @@ class SmsMessage(Base):
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
 
+class StaffUser(Base):
+    """A staff account of the staff console.
+
+    ``email`` is the login name, stored lower-case (the database refuses anything else), so
+    ``Ana@Clinic.example`` and ``ana@clinic.example`` are one account. Accounts are never
+    deleted, only made inactive: the audit log refers to them.
+    """
+
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower_case"),)
+
+    id = Column(Integer, primary_key=True)
+    email = Column(String(254), nullable=False, unique=True)
+    display_name = Column(String(200), nullable=False)
+    role = Column(_enum(StaffRole, "staff_role"), nullable=False)
+    # An argon2 hash in PHC form ("$argon2id$v=19$m=...").
+    password_hash = Column(String(255), nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    last_login_at = Column(DateTime(timezone=True))
+
+
+class StaffSession(Base):
+    """A logged-in browser session of the staff console.
+
+    The browser holds a random token; only its SHA-256 (hex) is stored, as ``id``, so a copy of
+    the database cannot be used to log in. ``csrf_token`` guards the session's forms.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(String(64), primary_key=True)
+    user_id = Column(ForeignKey("staff_users.id"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_seen_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at = Column(DateTime(timezone=True), nullable=False)
+    revoked_at = Column(DateTime(timezone=True))
+
+    user = relationship("StaffUser")
+
+
+class LoginAttempt(Base):
+    """One staff login attempt, for throttling password guessing.
+
+    Holds no email address and no network address: both are keyed blind indexes
+    (:func:`bot.db.crypto.blind_index`), enough to count attempts per account and per client.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_index_at", "email_index", "at"),
+        Index("ix_login_attempts_client_index_at", "client_index", "at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    email_index = Column(String(64), nullable=False)
+    client_index = Column(String(64), nullable=False)
+    succeeded = Column(Boolean, nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+
+class AuditEvent(Base):
+    """One entry of the append-only audit log: who did or saw what, and when.
+
+    The database itself refuses UPDATE and DELETE on this table (triggers, see migration 0005).
+    ``detail`` holds ids, outcomes and the names of changed fields, never patient data.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_staff_user_at", "staff_user_id", "at"),)
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    # NULL for what no logged-in staff member did (a failed login, the command line).
+    staff_user_id = Column(ForeignKey("staff_users.id"))
+    action = Column(String(40), nullable=False)
+    target_type = Column(String(40), nullable=False)
+    target_id = Column(String(128))
+    person_id = Column(ForeignKey("people.id"), index=True)
+    detail = Column(JSON)
+
+
+class HandoffNote(Base):
+    """A note a staff member added to a handoff. The text is encrypted: it is about a patient."""
+
+    __tablename__ = "handoff_notes"
+
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(ForeignKey("handoffs.id"), nullable=False, index=True)
+    staff_user_id = Column(ForeignKey("staff_users.id"), nullable=False)
+    body = Column(EncryptedText, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    handoff = relationship("Handoff", back_populates="notes")
+    staff_user = relationship("StaffUser")
+
+
+class ClinicSetting(Base):
+    """One saved set of clinic-config overrides (name, phone, hours, FAQ answers).
+
+    Append-only history: the newest row is the one in force, over the configuration file.
+    """
+
+    __tablename__ = "clinic_settings"
+
+    id = Column(Integer, primary_key=True)
+    values = Column(JSON, nullable=False)
+    staff_user_id = Column(ForeignKey("staff_users.id"))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 __all__ = [
     "AlertStatus",
     "Answer",
+    "AuditEvent",
     "Base",
     "Channel",
     "Checkin",
     "CheckinAnswer",
     "CheckinOrigin",
     "CheckinStatus",
+    "ClinicSetting",
     "ConsentKind",
     "ConsentRecord",
     "Conversation",
     "Handoff",
+    "HandoffNote",
+    "HandoffOutcome",
     "HandoffPriority",
     "HandoffReason",
     "HandoffStatus",
     "IntakeStatus",
+    "LoginAttempt",
     "Patient",
     "Person",
     "PersonKind",
     "SmsDirection",
     "SmsMessage",
     "StaffAlert",
+    "StaffRole",
+    "StaffSession",
+    "StaffUser",
     "utcnow",
 ]

@@ -65,6 +65,11 @@ WINDOW_MESSAGES = 5
 WINDOW_THRESHOLD = 1.0
 """Weak-sign weights across the window that make a crisis."""
 
+DENIAL_LIMITS = frozenset({"yet", "tonight", "until", "unless", "except", "till", "todavia",
+                           "aun"})
+"""Words that, right after a denial, limit it ("no plans to do it *yet*"): then it is not one."""
+DENIAL_LIMIT_REACH = 2
+
 LAYER_PATTERNS = "patterns"
 LAYER_WINDOW = "window"
 LAYER_NLU = "nlu"
@@ -230,6 +235,7 @@ class Assessment:
 class _Compiled:
     matcher: Matcher
     masks: Matcher
+    denials: Matcher
     keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
 
 
@@ -269,6 +275,9 @@ class CrisisDetector:
         # The same text is read more than once per incoming message (the channel's check, the
         # model's override, and again as window history on later messages): remember results.
         self.signals = lru_cache(maxsize=4096)(self._signals)  # type: ignore[method-assign]
+        self.without_denials = lru_cache(maxsize=4096)(  # type: ignore[method-assign]
+            self._without_denials
+        )
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERN_FILE) -> CrisisDetector:
@@ -394,7 +403,7 @@ class CrisisDetector:
 
     def _compile(self) -> _Compiled:
         vocab = self.nlp.vocab
-        compiled = _Compiled(matcher=Matcher(vocab), masks=Matcher(vocab))
+        compiled = _Compiled(matcher=Matcher(vocab), masks=Matcher(vocab), denials=Matcher(vocab))
         for family in self.patterns.families:
             for index, phrase in enumerate(family.phrases):
                 where = f"families.{family.name}[{index}]"
@@ -404,6 +413,10 @@ class CrisisDetector:
         for index, phrase in enumerate(self.patterns.not_crisis):
             compiled.masks.add(
                 f"not_crisis:{index}", self._phrase_specs(phrase, f"not_crisis[{index}]")
+            )
+        for index, phrase in enumerate(self.patterns.denials):
+            compiled.denials.add(
+                f"denials:{index}", self._phrase_specs(phrase, f"denials[{index}]")
             )
         return compiled
 
@@ -434,7 +447,9 @@ class CrisisDetector:
             The cues.
         """
         doc = self.read(text)
-        masks = [(start, end) for _, start, end in self._compiled.masks(doc)]
+        masks = [(start, end) for _, start, end in self._compiled.masks(doc)
+                 if not self._limited(doc, end)]
+        masks += self._denials(doc)
         strong: list[Cue] = []
         weak_spans: list[Span] = []
         weak_cues: dict[tuple[int, int], Cue] = {}
@@ -468,6 +483,48 @@ class CrisisDetector:
             if all((cue.family, cue.phrase) != (seen.family, seen.phrase) for seen in weak):
                 weak.append(cue)
         return MessageSignals(cues=tuple(strong + weak))
+
+    def without_denials(self, text: str) -> str:
+        """The message as the classifier should score it: without the person's denials.
+
+        "Mood low. No thoughts of hurting myself, just heavy" is scored as "mood low just
+        heavy": a statement that the person is not at risk must not count as the risk words
+        in it. Crisis language elsewhere in the message still counts, and the patterns run on
+        the whole message. A message without a denial is returned unchanged.
+
+        Args:
+            text: The message.
+
+        Returns:
+            The text without its denial phrases (folded, as the patterns read it), or ``text``
+            itself when it has none.
+        """
+        return self._without_denials(text)
+
+    def _without_denials(self, text: str) -> str:
+        doc = self.read(text)
+        spans = self._denials(doc)
+        if not spans:
+            return text
+        denied = {index for start, end in spans for index in range(start, end)}
+        return " ".join(token.text for token in doc if token.i not in denied)
+
+    def _denials(self, doc: Doc) -> list[tuple[int, int]]:
+        """The token spans of the denials in ``doc`` that are plain denials.
+
+        A denial followed closely by a limit ("no plans to kill myself *tonight*", "... *yet*")
+        is not one, and does not count.
+        """
+        spans = spacy.util.filter_spans(
+            [doc[start:end] for _, start, end in self._compiled.denials(doc)]
+        )
+        return [(span.start, span.end) for span in spans if not self._limited(doc, span.end)]
+
+    @staticmethod
+    def _limited(doc: Doc, end: int) -> bool:
+        """Whether a limit ("yet", "tonight", "until") follows a denial or mask ending at
+        ``end``: "no plans to kill myself *yet*" is not a reassurance."""
+        return bool({token.norm_ for token in doc[end:end + DENIAL_LIMIT_REACH]} & DENIAL_LIMITS)
 
     def assess(
         self,

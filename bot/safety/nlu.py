@@ -166,7 +166,14 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
             return messages
         scored = [m for m in messages if isinstance(m.get(TEXT), str) and m.get(TEXT).strip()]
         threshold = float(self.component_config["threshold"])
-        probabilities = self._classifier.probabilities([m.get(TEXT) for m in scored])
+        # A denial ("no thoughts of hurting myself") is not scored as the risk words in it.
+        detector = get_detector()
+        texts = [detector.without_denials(m.get(TEXT)) for m in scored]
+        probabilities = [0.0] * len(texts)
+        kept = [i for i, text in enumerate(texts) if any(ch.isalnum() for ch in text)]
+        for i, probability in zip(kept, self._classifier.probabilities([texts[i] for i in kept]),
+                                  strict=True):
+            probabilities[i] = probability
         for message, probability in zip(scored, probabilities, strict=True):
             message.set(
                 CLASSIFIER_KEY,

@@ -90,6 +90,9 @@ class PatternSet:
     not_crisis: tuple[Phrase, ...]
     spellings: dict[str, str] = field(default_factory=dict)
     fuzzy: tuple[str, ...] = ()
+    # The person saying they are not at risk ("no thoughts of hurting myself"): masks like
+    # ``not_crisis``, and left out of what the classifier scores.
+    denials: tuple[Phrase, ...] = ()
 
     def family(self, name: str) -> Family:
         """The family called ``name``.
@@ -277,6 +280,8 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
             raise PatternFileError(f"spellings: {key!r} must be one word")
     fuzzy = tuple(str(word).lower() for word in raw.get("fuzzy") or ())
     not_crisis = _phrases(raw.get("not_crisis"), "not_crisis")
+    denials = _phrases(raw.get("denials"), "denials") if raw.get("denials") is not None else ()
     return PatternSet(
-        families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy
+        families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy,
+        denials=denials,
     )

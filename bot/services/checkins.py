@@ -641,6 +641,63 @@ def _crisis_during(session: Session, checkin: Checkin, patient: Patient) -> bool
     return False
 
 
+# -- History for the staff console's chart ------------------------------------------------------
+
+
+def score_history(session: Session, patient_id: int) -> list[dict[str, Any]]:
+    """The patient's check-in scores over time, for the chart next to their infusion dates.
+
+    Args:
+        session: The unit of work.
+        patient_id: The enrolled patient.
+
+    Returns:
+        One entry per check-in with at least one score, oldest first: ``checkin_id``,
+        ``date`` (ISO; the patient's local date it was sent, else its due date) and the
+        scores of :data:`SCORE_KEYS` (``None`` where a score cannot be computed).
+    """
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return []
+    zone = ZoneInfo(patient.timezone)
+    history: list[dict[str, Any]] = []
+    for checkin in session.scalars(
+        select(Checkin)
+        .options(selectinload(Checkin.answers))
+        .where(Checkin.patient_id == patient_id)
+        .order_by(Checkin.due_on, Checkin.id)
+    ):
+        values = score_summary(scores(checkin))
+        if all(value is None for value in values.values()):
+            continue
+        entry = _trend_entry(checkin, values, zone)
+        history.append({"checkin_id": entry["checkin_id"], "date": entry["date"], **values})
+    return history
+
+
+def infusion_history(session: Session, patient_id: int) -> list[dict[str, str]]:
+    """The infusion dates the clinic recorded for the patient, oldest first.
+
+    The induction series, then the last infusion as a booster when it came after the series
+    (only the most recent booster is recorded).
+
+    Args:
+        session: The unit of work.
+        patient_id: The enrolled patient.
+
+    Returns:
+        ``{"date": ISO date, "kind": "induction" | "booster"}`` entries.
+    """
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return []
+    series = sorted(patient.induction_days)
+    history = [{"date": day.isoformat(), "kind": "induction"} for day in series]
+    if not series or patient.last_infusion_on > series[-1]:
+        history.append({"date": patient.last_infusion_on.isoformat(), "kind": "booster"})
+    return history
+
+
 def as_utc(moment: dt.datetime) -> dt.datetime:
     """``moment`` in UTC. A naive time is taken as UTC: SQLite returns stored UTC times naive."""
     if moment.tzinfo is None:
@@ -662,6 +719,7 @@ __all__ = [
     "close_incomplete",
     "complete",
     "first_name",
+    "infusion_history",
     "latest_answers",
     "link_conversation",
     "local_today",
@@ -669,6 +727,7 @@ __all__ = [
     "patient_for_sender",
     "priority_for",
     "record_answer",
+    "score_history",
     "score_summary",
     "scores",
     "sender_id_for",

@@ -13,6 +13,14 @@
  *    sender id from the token's signed random part.
  *  - Requests are POSTed as text/plain JSON, a CORS "simple request" that needs no preflight.
  *  - The transcript is kept in sessionStorage only, so it is gone when the tab is closed.
+ *
+ * Live delivery: when the server says it has one (X-Widget-Stream on the session answer), the
+ * widget keeps an EventSource open on stream?session=TOKEN, through which messages from the
+ * care team (staff who took the conversation over) arrive without the visitor sending anything.
+ * Each event's id is a cursor, kept in sessionStorage with the transcript; a new stream starts
+ * after it (after=CURSOR), so nothing is shown twice or missed across reconnects and reloads.
+ * The widget reconnects itself (never with a Last-Event-ID header, so a cross-origin stream
+ * needs no preflight), backing off while the stream is unavailable.
  */
 (function () {
   "use strict";
@@ -34,6 +42,10 @@
   var TOKEN_KEY = NS + ":session";
   var TRANSCRIPT_KEY = NS + ":transcript";
   var OPEN_KEY = NS + ":open";
+  var CURSOR_KEY = NS + ":cursor";
+  var STREAM_HEADER = "X-Widget-Stream";
+  var STREAM_RECONNECT_MS = 1000;
+  var STREAM_BACKOFF_MAX_MS = 60000;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   var TEXT = {
@@ -51,6 +63,8 @@
     typing: "The assistant is typing\u2026",
     botPrefix: "Assistant: ",
     userPrefix: "You: ",
+    staffRole: "Care team",
+    newMessage: "New message from the care team",
     choices: "Suggested replies",
     clear: "Clear conversation",
     networkError:
@@ -129,6 +143,9 @@
   }
 
   function isEntry(entry) {
+    if (entry && entry.who === "staff") {
+      return typeof entry.staff === "string" && typeof entry.text === "string";
+    }
     return (
       entry &&
       (entry.who === "bot" || entry.who === "user") &&
@@ -176,6 +193,12 @@
   var transcript = loadTranscript();
   var token = readItem(local, TOKEN_KEY);
   var sessionPromise = null;
+  var streamAvailable = false;
+  var stream = null;
+  var streamToken = null;
+  var streamTimer = null;
+  var streamFailures = 0;
+  var cursor = readItem(tabStore, CURSOR_KEY);
   var busy = false;
   var ui = null;
   var fullScreen = window.matchMedia ? window.matchMedia("(max-width: 480px)") : null;
@@ -222,6 +245,7 @@
           if (!data || typeof data.session !== "string") {
             throw new HttpError(res.status);
           }
+          streamAvailable = res.headers.get(STREAM_HEADER) === "1";
           return data.session;
         });
       });
@@ -240,6 +264,7 @@
             token = fresh;
             writeItem(local, TOKEN_KEY, fresh);
           }
+          startStream();
           return fresh;
         },
         function (error) {
@@ -252,6 +277,7 @@
   }
 
   function renewSession() {
+    stopStream();
     token = null;
     removeItem(local, TOKEN_KEY);
     sessionPromise = null;
@@ -279,6 +305,122 @@
       });
   }
 
+  // ---------------------------------------------------------------- live stream
+  function setCursor(value) {
+    if (typeof value === "string" && /^[0-9]+(\.[0-9]+)?$/.test(value)) {
+      cursor = value;
+      writeItem(tabStore, CURSOR_KEY, value);
+    }
+  }
+
+  function stopStream() {
+    if (streamTimer) {
+      clearTimeout(streamTimer);
+      streamTimer = null;
+    }
+    if (stream) {
+      stream.close();
+      stream = null;
+    }
+    streamToken = null;
+  }
+
+  function startStream() {
+    if (!streamAvailable || !token || typeof EventSource !== "function") {
+      return;
+    }
+    if (streamToken === token && (stream || streamTimer)) {
+      return; // Already streaming this conversation.
+    }
+    stopStream();
+    streamToken = token;
+    openStream();
+  }
+
+  function openStream() {
+    streamTimer = null;
+    var url = BASE + "stream?session=" + encodeURIComponent(streamToken);
+    if (cursor) {
+      url += "&after=" + encodeURIComponent(cursor);
+    }
+    var source = new EventSource(url); // Without credentials: the token is the session.
+    var opened = false;
+    stream = source;
+    source.onopen = function () {
+      opened = true;
+      streamFailures = 0;
+    };
+    source.addEventListener("ready", function (event) {
+      setCursor(event.lastEventId);
+    });
+    source.onmessage = function (event) {
+      receive(event);
+    };
+    source.onerror = function () {
+      // The stream ended (it does so every few seconds) or could not be opened: reconnect
+      // ourselves, from the cursor, rather than with the browser's Last-Event-ID retry.
+      source.close();
+      if (stream !== source) {
+        return;
+      }
+      stream = null;
+      var delay = STREAM_RECONNECT_MS;
+      if (!opened) {
+        streamFailures += 1;
+        delay = Math.min(STREAM_BACKOFF_MAX_MS, STREAM_RECONNECT_MS * Math.pow(2, streamFailures));
+      }
+      streamTimer = setTimeout(openStream, delay);
+    };
+  }
+
+  function receive(event) {
+    var data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (error) {
+      return;
+    }
+    setCursor(event.lastEventId);
+    if (!data || typeof data !== "object") {
+      return;
+    }
+    var entry;
+    if (typeof data.staff === "string" && data.staff && typeof data.text === "string") {
+      entry = { who: "staff", staff: data.staff, text: data.text };
+    } else {
+      entry = botEntry(data);
+      if (!entry) {
+        return;
+      }
+    }
+    addEntry(entry);
+    if (ui && !isOpen()) {
+      ui.launcher.classList.add("kcw-launcher--unread");
+      ui.launcherLabel.textContent = TEXT.launcher + " (" + TEXT.newMessage + ")";
+    }
+  }
+
+  /** A bot message from the server as a transcript entry, or null if there is nothing to show. */
+  function botEntry(message) {
+    var entry = { who: "bot" };
+    if (typeof message.text === "string") {
+      entry.text = message.text;
+    }
+    if (message.crisis === true) {
+      entry.crisis = true;
+    }
+    if (Array.isArray(message.buttons)) {
+      entry.buttons = message.buttons
+        .filter(function (b) {
+          return b && typeof b.title === "string" && typeof b.payload === "string";
+        })
+        .map(function (b) {
+          return { title: b.title, payload: b.payload };
+        });
+    }
+    return entry.text || (entry.buttons && entry.buttons.length) ? entry : null;
+  }
+
   // ---------------------------------------------------------------- rendering
   function build() {
     var panelId = "kcw-panel-" + Math.random().toString(36).slice(2, 10);
@@ -297,6 +439,7 @@
       },
       [icon(ICONS.chat), el("span", { className: "kcw-launcher-label", text: TEXT.launcher })]
     );
+    var launcherLabel = launcher.querySelector(".kcw-launcher-label");
 
     var closeButton = el(
       "button",
@@ -441,6 +584,7 @@
     return {
       root: root,
       launcher: launcher,
+      launcherLabel: launcherLabel,
       crisisPill: crisisPill,
       panel: panel,
       closeButton: closeButton,
@@ -472,12 +616,25 @@
   }
 
   function renderEntry(entry, choicesActive) {
-    var who = entry.who === "user" ? "user" : "bot";
+    var who = entry.who === "user" || entry.who === "staff" ? entry.who : "bot";
     var node = el("div", { className: "kcw-msg kcw-msg--" + who });
-    if (typeof entry.text === "string" && entry.text) {
+    if (who === "staff") {
+      // The care team member's name, shown above their message (as text, never markup).
       node.appendChild(
-        el("span", { className: "kcw-sr", text: who === "bot" ? TEXT.botPrefix : TEXT.userPrefix })
+        el("span", {
+          className: "kcw-staff-name",
+          "data-testid": "kcw-staff-name",
+          dir: "auto",
+          text: entry.staff + " \u00b7 " + TEXT.staffRole,
+        })
       );
+    }
+    if (typeof entry.text === "string" && entry.text) {
+      var prefix = who === "bot" ? TEXT.botPrefix : TEXT.userPrefix;
+      if (who === "staff") {
+        prefix = entry.staff + " (" + TEXT.staffRole + "): ";
+      }
+      node.appendChild(el("span", { className: "kcw-sr", text: prefix }));
       // textContent only: message content is never parsed as HTML.
       var bubble = el("p", {
         className: "kcw-bubble",
@@ -550,6 +707,9 @@
   function clearTranscript() {
     transcript = [];
     removeItem(tabStore, TRANSCRIPT_KEY);
+    // The cursor belongs to the conversation the transcript showed.
+    cursor = null;
+    removeItem(tabStore, CURSOR_KEY);
     if (ui) {
       renderTranscript();
     }
@@ -607,26 +767,8 @@
         }
         var messages = data && Array.isArray(data.messages) ? data.messages : [];
         messages.forEach(function (message) {
-          if (!message) {
-            return;
-          }
-          var entry = { who: "bot" };
-          if (typeof message.text === "string") {
-            entry.text = message.text;
-          }
-          if (message.crisis === true) {
-            entry.crisis = true;
-          }
-          if (Array.isArray(message.buttons)) {
-            entry.buttons = message.buttons
-              .filter(function (b) {
-                return b && typeof b.title === "string" && typeof b.payload === "string";
-              })
-              .map(function (b) {
-                return { title: b.title, payload: b.payload };
-              });
-          }
-          if (entry.text || (entry.buttons && entry.buttons.length)) {
+          var entry = message ? botEntry(message) : null;
+          if (entry) {
             transcript.push(entry);
             renderEntry(entry, true);
           }
@@ -679,6 +821,8 @@
   function open(moveFocus) {
     ui.panel.hidden = false;
     ui.launcher.hidden = true;
+    ui.launcher.classList.remove("kcw-launcher--unread");
+    ui.launcherLabel.textContent = TEXT.launcher;
     ui.crisisPill.hidden = true;
     ui.launcher.setAttribute("aria-expanded", "true");
     writeItem(tabStore, OPEN_KEY, "1");
@@ -739,6 +883,7 @@
     if (busy) {
       return; // Let the pending reply arrive first.
     }
+    stopStream();
     clearTranscript();
     hideNotice();
     token = null;

@@ -1,0 +1,1 @@
+"""The staff console: queue, handoffs, transcripts, conversation takeover and administration."""
