@@ -358,6 +358,12 @@ DENIALS = [
     ("no self harm urges. appetite down", "appetite down"),
     ("question 9 is a zero", ""),
     ("estoy triste pero no tengo pensamientos de hacerme daño", "estoy triste pero"),
+    # check-in answers written like a form
+    ("sleep 6, mood 4. self harm thoughts: none", "sleep 6 mood 4"),
+    ("energy low, suicidal thoughts = 0", "energy low"),
+    ("q9 not at all", ""),
+    ("rough week, but I haven't had any urges to hurt myself", "rough week but i"),
+    ("no thoughts of being better off dead, just tired", "just tired"),
 ]
 
 
@@ -385,6 +391,8 @@ def test_a_message_without_a_denial_is_scored_as_written(detector: CrisisDetecto
         "no thoughts of hurting myself until tonight when i take the pills",
         # "no thoughts" alone denies nothing
         "no thoughts, i just want to kill myself",
+        "i haven't wanted to hurt myself until today",
+        "self harm: yes, cut myself last night",
     ],
 )
 def test_crisis_language_beside_a_denial_still_counts(detector: CrisisDetector, text: str) -> None:
