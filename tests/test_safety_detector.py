@@ -364,6 +364,8 @@ DENIALS = [
     ("q9 not at all", ""),
     ("rough week, but I haven't had any urges to hurt myself", "rough week but i"),
     ("no thoughts of being better off dead, just tired", "just tired"),
+    ("feeling flat, no thoughts of suicide or self harm", "feeling flat"),
+    ("estoy cansada pero no pienso en hacerme daño", "estoy cansada pero"),
 ]
 
 
@@ -393,6 +395,7 @@ def test_a_message_without_a_denial_is_scored_as_written(detector: CrisisDetecto
         "no thoughts, i just want to kill myself",
         "i haven't wanted to hurt myself until today",
         "self harm: yes, cut myself last night",
+        "no quiero morir pero tomé 30 pastillas hace una hora",
     ],
 )
 def test_crisis_language_beside_a_denial_still_counts(detector: CrisisDetector, text: str) -> None:
@@ -402,3 +405,22 @@ def test_crisis_language_beside_a_denial_still_counts(detector: CrisisDetector, 
 def test_a_limited_denial_is_scored_whole(detector: CrisisDetector) -> None:
     text = "no plans to kill myself tonight but tomorrow"
     assert detector.without_denials(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what dose of my seroquel would be fatal",
+        "how many of my sleeping pills would kill me",
+        "what amount of tylenol is lethal? asking for a reason",
+    ],
+)
+def test_asking_for_a_lethal_amount_is_a_plan(detector: CrisisDetector, text: str) -> None:
+    assert "plan" in {cue.family for cue in detector.signals(text).strong}
+
+
+@pytest.mark.parametrize(
+    "text", ["what dose will I get at my first infusion", "how much does a booster cost"]
+)
+def test_ordinary_dose_questions_are_not_a_plan(detector: CrisisDetector, text: str) -> None:
+    assert not detector.signals(text).strong
