@@ -176,6 +176,8 @@ class MessageSignals:
     """What the patterns found in one message."""
 
     cues: tuple[Cue, ...] = ()
+    # The message without its denials, as the classifier scores it; None when it has none.
+    without_denials: str | None = None
 
     @property
     def strong(self) -> tuple[Cue, ...]:
@@ -275,9 +277,6 @@ class CrisisDetector:
         # The same text is read more than once per incoming message (the channel's check, the
         # model's override, and again as window history on later messages): remember results.
         self.signals = lru_cache(maxsize=4096)(self._signals)  # type: ignore[method-assign]
-        self.without_denials = lru_cache(maxsize=4096)(  # type: ignore[method-assign]
-            self._without_denials
-        )
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_PATTERN_FILE) -> CrisisDetector:
@@ -447,9 +446,9 @@ class CrisisDetector:
             The cues.
         """
         doc = self.read(text)
+        denials = self._denials(doc)
         masks = [(start, end) for _, start, end in self._compiled.masks(doc)
-                 if not self._limited(doc, end)]
-        masks += self._denials(doc)
+                 if not self._limited(doc, end)] + denials
         strong: list[Cue] = []
         weak_spans: list[Span] = []
         weak_cues: dict[tuple[int, int], Cue] = {}
@@ -482,7 +481,11 @@ class CrisisDetector:
             # The same sign twice in one message ("pills ... pills") counts once.
             if all((cue.family, cue.phrase) != (seen.family, seen.phrase) for seen in weak):
                 weak.append(cue)
-        return MessageSignals(cues=tuple(strong + weak))
+        without = None
+        if denials:
+            denied = {index for start, end in denials for index in range(start, end)}
+            without = " ".join(token.text for token in doc if token.i not in denied)
+        return MessageSignals(cues=tuple(strong + weak), without_denials=without)
 
     def without_denials(self, text: str) -> str:
         """The message as the classifier should score it: without the person's denials.
@@ -497,17 +500,10 @@ class CrisisDetector:
 
         Returns:
             The text without its denial phrases (folded, as the patterns read it), or ``text``
-            itself when it has none.
+            itself when it has none. The message is read once for both this and its cues.
         """
-        return self._without_denials(text)
-
-    def _without_denials(self, text: str) -> str:
-        doc = self.read(text)
-        spans = self._denials(doc)
-        if not spans:
-            return text
-        denied = {index for start, end in spans for index in range(start, end)}
-        return " ".join(token.text for token in doc if token.i not in denied)
+        without = self.signals(text).without_denials
+        return text if without is None else without
 
     def _denials(self, doc: Doc) -> list[tuple[int, int]]:
         """The token spans of the denials in ``doc`` that are plain denials.
