@@ -69,7 +69,7 @@ def _handoffs_list(args: argparse.Namespace) -> int:
     from bot.services import handoffs
 
     with unit_of_work() as session:
-        queue = handoffs.open_queue(session)
+        queue = handoffs.queue(session)
         print(f"{len(queue)} open handoff(s)")
         for handoff in queue:
             print(f"  #{handoff.id} {handoff.priority.value:<8} {handoff.reason.value:<18} "

@@ -132,7 +132,7 @@ def test_queue_orders_by_priority_then_age_and_hides_resolved(db_session):
                            HandoffPriority.URGENT, {})
     done.status = HandoffStatus.RESOLVED
     db_session.flush()
-    assert [h.id for h in handoffs.open_queue(db_session)] == [urgent.id, soon.id, routine.id]
+    assert [h.id for h in handoffs.queue(db_session)] == [urgent.id, soon.id, routine.id]
 
 
 def test_conversations_are_isolated_by_sender_id(db_session):

@@ -79,17 +79,6 @@ def create(
     return handoff
 
 
-def open_queue(session: Session) -> list[Handoff]:
-    """Open and claimed handoffs, most urgent first, then oldest first."""
-    return list(
-        session.scalars(
-            select(Handoff)
-            .where(Handoff.status != HandoffStatus.RESOLVED)
-            .order_by(_PRIORITY_ORDER, Handoff.created_at, Handoff.id)
-        )
-    )
-
-
 def for_conversation(session: Session, sender_id: str) -> list[Handoff]:
     """Every handoff of one conversation, oldest first."""
     conversation = conversations.find(session, sender_id)
