@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
 
 from bot.checkins.scheduler import CheckinRef, SendError
+from bot.console.rasa_api import RasaApi, RasaApiError
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +34,7 @@ INTENT_REMINDER = "checkin_reminder"
 INTENT_CLOSED = "checkin_closed"
 ENTITY_CHECKIN_ID = "checkin_id"
 
-ERROR_TIMEOUT = "timeout"
 ERROR_NOT_DELIVERED = "not_delivered"
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: following it would carry the token somewhere unconfigured."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 class RasaTriggerSender:
@@ -70,21 +59,16 @@ class RasaTriggerSender:
         *,
         check_delivery: bool = True,
     ) -> None:
-        parts = urlsplit(rasa_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("The Rasa URL must be an http(s) URL with a host.")
-        if parts.query or parts.fragment:
-            raise ValueError("The Rasa URL has no query or fragment.")
         if not output_channel:
             raise ValueError("An output channel name is required.")
-        self.rasa_url = rasa_url.rstrip("/")
+        # The same client the staff console uses: no proxies, no redirects, the token never
+        # logged or put in an error.
+        self._api = RasaApi(rasa_url, token, timeout=timeout)
+        self.rasa_url = self._api.base_url
         self.output_channel = output_channel
         self.timeout = timeout
         self.check_delivery = check_delivery
         self._token = token
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), _NoRedirects()
-        )
 
     def __repr__(self) -> str:
         return (f"RasaTriggerSender({self.rasa_url!r}, token={'***' if self._token else None}, "
@@ -114,55 +98,23 @@ class RasaTriggerSender:
         """
         self._trigger(checkin, INTENT_CLOSED, expect_delivery=False)
 
-    def _url_for(self, sender_id: str) -> str:
-        """The request URL for a conversation, with the token (never log it)."""
-        query = {"output_channel": self.output_channel}
-        if self._token:
-            query["token"] = self._token
-        conversation = quote(sender_id, safe="")
-        return f"{self.rasa_url}/conversations/{conversation}/trigger_intent?{urlencode(query)}"
-
     def _trigger(self, checkin: CheckinRef, intent: str, *, expect_delivery: bool) -> None:
-        body = json.dumps(
-            {"name": intent, "entities": {ENTITY_CHECKIN_ID: checkin.checkin_id}}
-        ).encode("utf-8")
-        request = urllib.request.Request(  # noqa: S310 (an http(s) URL, checked above)
-            self._url_for(checkin.sender_id),
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
         code: str | None
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status = response.status
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            error.close()
-            code = f"HTTP {error.code}"
-        except urllib.error.URLError as error:
-            code = _describe(error.reason)
-        except OSError as error:  # TimeoutError included
-            code = _describe(error)
+            payload = self._api.trigger_intent(
+                checkin.sender_id, intent, {ENTITY_CHECKIN_ID: checkin.checkin_id},
+                output_channel=self.output_channel)
+        except RasaApiError as error:
+            code = f"HTTP {error.status}" if error.status is not None else error.code
         else:
-            code = None if 200 <= status < 300 else f"HTTP {status}"
-            if code is None and expect_delivery and self.check_delivery:
+            code = None
+            if expect_delivery and self.check_delivery:
                 code = _delivery_problem(payload)
         if code is not None:
             logger.warning("Rasa trigger %s for check-in %s failed: %s", intent,
                            checkin.checkin_id, code)
-            # Raised without the cause: urllib's errors carry the URL, and with it the token.
             raise SendError(code) from None
         logger.info("Rasa trigger %s for check-in %s done.", intent, checkin.checkin_id)
-
-
-def _describe(reason: object) -> str:
-    """A short name for a transport failure, never its message."""
-    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError since 3.10
-        return ERROR_TIMEOUT
-    if isinstance(reason, BaseException):
-        return type(reason).__name__
-    return "URLError"
 
 
 def _delivery_problem(payload: bytes) -> str | None:

@@ -63,12 +63,14 @@ class RasaApiError(RuntimeError):
     Attributes:
         code: A short reason: ``"HTTP 500"``, ``"unauthorized"``, ``"timeout"``, an error type.
             Never a URL (it holds the token) and never a response body.
+        status: The HTTP status Rasa answered with, when it answered.
     """
 
-    def __init__(self, code: str) -> None:
-        """Create the error with its short reason."""
+    def __init__(self, code: str, status: int | None = None) -> None:
+        """Create the error with its short reason (and the HTTP status, if any)."""
         super().__init__(f"Rasa's HTTP API failed: {code}")
         self.code = code
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -352,8 +354,36 @@ class RasaApi:
         conversation = quote(sender_id, safe="")
         return f"{self.base_url}/conversations/{conversation}/{path}?{urlencode(values)}"
 
+    def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any],
+                       *, output_channel: str) -> bytes:
+        """``POST /conversations/{id}/trigger_intent``: the dialogue runs as if the person had
+        sent ``intent``, and its replies go out through ``output_channel``.
+
+        Returns:
+            Rasa's response body, unread (it holds the conversation's tracker: never log it).
+
+        Raises:
+            RasaApiError: Rasa did not answer with success.
+        """
+        return self._send("POST", sender_id, "trigger_intent", {"output_channel": output_channel},
+                          {"name": intent, "entities": entities})
+
     def _request(self, method: str, sender_id: str, path: str, query: dict[str, str],
                  body: Any = None) -> Any:
+        payload = self._send(method, sender_id, path, query, body)
+        try:
+            return json.loads(payload)
+        except ValueError:
+            logger.warning("Rasa API %s %s failed: %s", method, path, ERROR_BAD_RESPONSE)
+            raise RasaApiError(ERROR_BAD_RESPONSE) from None
+
+    def _send(self, method: str, sender_id: str, path: str, query: dict[str, str],
+              body: Any = None) -> bytes:
+        """One request; the response body on success.
+
+        Raises:
+            RasaApiError: No answer, or not a success.
+        """
         data = json.dumps(body).encode("utf-8") if body is not None else None
         request = urllib.request.Request(  # noqa: S310 (an http(s) URL, checked in __init__)
             self._url(sender_id, path, query),
@@ -362,28 +392,26 @@ class RasaApi:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         code: str
+        status: int | None = None
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 status = response.status
-                payload = response.read()
+                payload: bytes = response.read()
         except urllib.error.HTTPError as error:
             error.close()
+            status = error.code
             code = ERROR_UNAUTHORIZED if error.code in (401, 403) else f"HTTP {error.code}"
         except urllib.error.URLError as error:
             code = _describe(error.reason)
         except OSError as error:  # TimeoutError included
             code = _describe(error)
         else:
-            if not 200 <= status < 300:
-                code = f"HTTP {status}"
-            else:
-                try:
-                    return json.loads(payload)
-                except ValueError:
-                    code = ERROR_BAD_RESPONSE
+            if 200 <= status < 300:
+                return payload
+            code = f"HTTP {status}"
         logger.warning("Rasa API %s %s failed: %s", method, path, code)
         # Raised without the cause: urllib's errors carry the URL, and with it the token.
-        raise RasaApiError(code) from None
+        raise RasaApiError(code, status) from None
 
 
 __all__ = [
