@@ -13,10 +13,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -27,14 +26,13 @@ from bot.services import audit, handoffs, safety, staff
 from bot.settings import PROJECT_ROOT
 from tests.browser.test_intake_e2e import bot_messages, send
 from tests.browser.test_widget_stream import sender_id_of, staff_texts
-from tests.stack.fixtures import free_port
+from tests.stack.fixtures import eventually, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PASSWORD = "correct horse battery staple"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +84,6 @@ def crisis_handoff_id(engine: Any, sender_id: str) -> int | None:
     with session_factory(engine)() as session:
         handoff = safety.open_crisis_handoff(session, sender_id)
         return None if handoff is None else int(handoff.id)
-
-
-def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
-    """Poll ``check`` until it returns something truthy (the crisis record is written off the
-    reply's path)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def sign_in(page: Any, console_url: str, email: str) -> None:

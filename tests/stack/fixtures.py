@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,6 +22,20 @@ from bot.db import migrate
 from bot.run import MODEL_PATH, Stack, start_stack
 from bot.settings import PROJECT_ROOT, get_settings
 from tests.alerts_support import WebhookReceiver
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy (work the product does in the
+    background: crisis records, alerts, texts), or give up after ``timeout`` seconds and return
+    its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
 
 
 def free_port() -> int:

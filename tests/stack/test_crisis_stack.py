@@ -4,10 +4,8 @@ action server → database, with staff alerts arriving at a local webhook receiv
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,21 +15,9 @@ from bot.db.session import make_engine, session_factory
 from bot.run import Stack, wait_until_up
 from bot.services import conversations
 from tests.alerts_support import WebhookReceiver
-from tests.stack.fixtures import RASA_API_TOKEN, RestChat, post_json
+from tests.stack.fixtures import RASA_API_TOKEN, RestChat, eventually, post_json
 
 pytestmark = pytest.mark.stack
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
-    """Poll ``check`` until it returns something truthy (background recording and alerting)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def crisis_handoffs(stack: Stack, sender: str) -> list[dict[str, Any]]:

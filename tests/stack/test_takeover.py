@@ -41,6 +41,7 @@ from tests.stack.fixtures import (
     TWILIO_ACCOUNT_SID,
     TWILIO_AUTH_TOKEN,
     TWILIO_FROM_NUMBER,
+    eventually,
     post_json,
 )
 from tests.stack.test_checkin_sms import enrol, new_mobile
@@ -48,16 +49,6 @@ from tests.stack.test_checkin_sms import enrol, new_mobile
 pytestmark = pytest.mark.stack
 
 T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], timeout: float = 30.0) -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 @pytest.fixture
