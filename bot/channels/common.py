@@ -19,6 +19,7 @@ prefix of the sender id and the type of an error, nothing else.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import traceback
@@ -30,7 +31,7 @@ from typing import Any
 import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.nlg.interpolator import interpolate_text
-from sanic import response
+from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -355,6 +356,29 @@ async def check_for_crisis(
         text_message(sender_id, response_text(agent, guard.still_here_response(assessment))),
         {**(metadata or {}), "safety": {**assessment.as_metadata(), "handled": True}},
     )
+
+
+def channel_blueprint(channel: object) -> Blueprint:
+    """A blueprint for one of the project's input channels, named the way Rasa names custom
+    channels' blueprints, with the ``GET /`` health route every channel answers.
+
+    Args:
+        channel: The input channel.
+
+    Returns:
+        The blueprint; the channel adds its own routes.
+    """
+    module = inspect.getmodule(channel)
+    blueprint = Blueprint(
+        f"custom_webhook_{type(channel).__name__}",
+        module.__name__ if module is not None else None,
+    )
+
+    @blueprint.route("/", methods=["GET"])
+    async def health(request: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    return blueprint
 
 
 async def held_by_staff(sender_id: str) -> bool:

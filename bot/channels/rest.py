@@ -18,19 +18,19 @@ This channel trusts the sender id it is given, so it must not be exposed to the 
 
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Any
 
 import rasa.utils.endpoints
 from rasa.core.channels.rest import RestInput
-from sanic import Blueprint, response
+from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.common import (
     BadRequestBody,
     OnNewMessage,
+    channel_blueprint,
     error_response,
     json_response,
     process_user_message,
@@ -82,15 +82,7 @@ class SafeRestInput(RestInput):
         Returns:
             The blueprint with ``GET /`` and ``POST /webhook``.
         """
-        module = inspect.getmodule(self)
-        blueprint = Blueprint(
-            f"custom_webhook_{type(self).__name__}",
-            module.__name__ if module is not None else None,
-        )
-
-        @blueprint.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        blueprint = channel_blueprint(self)
 
         @blueprint.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -36,7 +36,6 @@ the tracker store holds no phone numbers. Logs hold masked numbers only and neve
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -57,6 +56,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.channels.common import (
     RESPONSE_EMPTY_MESSAGE,
+    channel_blueprint,
     check_for_crisis,
     response_text,
     run_dialogue,
@@ -508,15 +508,7 @@ class TwilioSmsInput(InputChannel):
         Returns:
             The blueprint.
         """
-        module = inspect.getmodule(self)
-        blueprint = Blueprint(
-            f"custom_webhook_{type(self).__name__}",
-            module.__name__ if module is not None else None,
-        )
-
-        @blueprint.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+        blueprint = channel_blueprint(self)
 
         @blueprint.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

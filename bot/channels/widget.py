@@ -51,7 +51,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import re
@@ -70,6 +69,7 @@ from sanic.response import HTTPResponse
 from bot.channels.common import (
     BadRequestBody,
     OnNewMessage,
+    channel_blueprint,
     error_response,
     json_response,
     parse_json_object,
@@ -409,11 +409,7 @@ class WidgetInput(InputChannel):
         Returns:
             The blueprint (see the module docstring for the routes).
         """
-        module = inspect.getmodule(self)
-        blueprint = Blueprint(
-            f"custom_webhook_{type(self).__name__}",
-            module.__name__ if module is not None else None,
-        )
+        blueprint = channel_blueprint(self)
 
         @blueprint.middleware("request")
         async def claim_cors(request: Request) -> None:
@@ -423,10 +419,6 @@ class WidgetInput(InputChannel):
         async def cors(request: Request, resp: HTTPResponse) -> None:
             setattr(request.ctx, _SANIC_CORS_EVALUATED, "1")
             _apply_cors(request, resp)
-
-        @blueprint.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
 
         @blueprint.route("/widget.js", methods=["GET"])
         async def script(request: Request) -> HTTPResponse:
