@@ -27,6 +27,7 @@ from bot.safety.classifier import (
     DEFAULT_THRESHOLD,
     CrisisTextClassifier,
     LabelledText,
+    as_scored,
     fingerprint,
     read_labelled,
     training_paths,
@@ -96,6 +97,32 @@ def test_the_fingerprint_follows_the_contents(tmp_path: Path) -> None:
     assert fingerprint([path]) == before
     write_jsonl(path, [("one", False)])
     assert fingerprint([path]) != before
+
+
+def test_it_learns_from_the_text_it_will_score() -> None:
+    examples = [
+        LabelledText("Suicide attempt in 2009, inpatient ten days. Doing ok now.", False),
+        LabelledText("Mood 3. No thoughts of hurting myself.", False),
+        LabelledText("Attempt in 2010.", False),
+        LabelledText("I want to kill myself", True),
+    ]
+    assert as_scored(examples) == [
+        LabelledText("doing ok now", False),
+        LabelledText("mood 3", False),
+        LabelledText("I want to kill myself", True),
+    ]
+
+
+def test_editing_the_pattern_file_retrains_the_classifier() -> None:
+    from bot.safety.patterns import DEFAULT_PATTERN_FILE
+
+    addon = CrisisClassifier.fingerprint_addon({})
+    assert addon == fingerprint(
+        [*training_paths(CrisisClassifier.get_default_config()["training_files"]),
+         DEFAULT_PATTERN_FILE]
+    )
+    assert addon != fingerprint(training_paths(
+        CrisisClassifier.get_default_config()["training_files"]))
 
 
 def test_it_separates_crisis_from_ordinary_messages(trained: CrisisTextClassifier) -> None:

@@ -373,13 +373,13 @@ DENIALS = [
 def test_a_denial_is_left_out_of_what_the_classifier_scores(
     detector: CrisisDetector, text: str, scored: str
 ) -> None:
-    assert detector.without_denials(text) == scored
+    assert detector.classifier_text(text) == scored
     assert not detector.signals(text).strong
 
 
 def test_a_message_without_a_denial_is_scored_as_written(detector: CrisisDetector) -> None:
     text = "Feeling low. No energy at all."
-    assert detector.without_denials(text) == text
+    assert detector.classifier_text(text) == text
 
 
 @pytest.mark.parametrize(
@@ -404,7 +404,7 @@ def test_crisis_language_beside_a_denial_still_counts(detector: CrisisDetector, 
 
 def test_a_limited_denial_is_scored_whole(detector: CrisisDetector) -> None:
     text = "no plans to kill myself tonight but tomorrow"
-    assert detector.without_denials(text) == text
+    assert detector.classifier_text(text) == text
 
 
 @pytest.mark.parametrize(
@@ -424,3 +424,126 @@ def test_asking_for_a_lethal_amount_is_a_plan(detector: CrisisDetector, text: st
 )
 def test_ordinary_dose_questions_are_not_a_plan(detector: CrisisDetector, text: str) -> None:
     assert not detector.signals(text).strong
+
+
+# -- the person's distant past, and everyday jokes -------------------------------------------
+
+HISTORY = [
+    # (message, what the classifier scores)
+    ("Suicide attempt in 2009, inpatient for ten days. Doing alright now.", "doing alright now"),
+    ("When I was 16 I cut myself a lot. Therapy helped.", "therapy helped"),
+    ("History of overdose, 2012, accidental. Here for the anhedonia", "here for the anhedonia"),
+    ("As a teenager I tried to hang myself. I'm 45 now and stable", "i am 45 now and stable"),
+    ("My uncle died by suicide. Putting it in the family history box",
+     "putting it in the family history box"),
+    ("intenté suicidarme hace muchos años. ahora estoy estable", "ahora estoy estable"),
+]
+
+
+@pytest.mark.parametrize(("text", "scored"), HISTORY)
+def test_distant_history_is_masked_and_left_out_of_what_the_classifier_scores(
+    detector: CrisisDetector, text: str, scored: str
+) -> None:
+    signals = detector.signals(text)
+    assert signals.history
+    assert not signals.strong
+    assert detector.classifier_text(text) == scored
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the past beside a present: the whole message counts
+        "I attempted suicide in 2012 and I want to kill myself again",
+        "tried to overdose when I was 19, now I'm planning to do it tonight",
+        "Past attempt 2015. I have been cutting myself again this week",
+        "I used to cut myself in high school and started again",
+        "suicide attempt years ago and I keep thinking about suicide",
+        "intenté suicidarme hace años y quiero matarme otra vez",
+        # recent is never history
+        "I tried to kill myself last week",
+        "I overdosed 3 days ago on purpose",
+        # a year this year or last is not the distant past
+        f"I tried to kill myself in {__import__('datetime').date.today().year}",
+        # a relative in danger now
+        "my husband took all his pills and I think he died, he's not breathing",
+    ],
+)
+def test_the_past_beside_the_present_or_a_recent_event_still_counts(
+    detector: CrisisDetector, text: str
+) -> None:
+    signals = detector.signals(text)
+    assert not signals.history
+    assert signals.strong
+
+
+def test_history_masks_only_its_own_sentence(detector: CrisisDetector) -> None:
+    text = "Prior suicide attempt in 2011. I have 60 pills saved up."
+    signals = detector.signals(text)
+    assert signals.history
+    assert {cue.family for cue in signals.strong} == {"plan"}
+    assert detector.classifier_text(text) == "i have 60 pills saved up"
+
+
+@pytest.mark.parametrize(
+    ("text", "scored"),
+    [
+        ("if I have to redo this spreadsheet one more time I'll shoot myself lol", ""),
+        ("the dentist music is making me want to die lmao. anyway see you at 3", "anyway see you at 3"),
+        ("If my team loses again I'm jumping off the roof \U0001F602", ""),
+    ],
+)
+def test_an_everyday_joke_is_masked(detector: CrisisDetector, text: str, scored: str) -> None:
+    signals = detector.signals(text)
+    assert signals.joke
+    assert not signals.strong
+    assert detector.classifier_text(text) == scored
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a laugh alone is not a joke
+        "i want to kill myself lol",
+        # the person says they mean it
+        "lol if one more thing goes wrong i'll kill myself, not joking",
+        "haha if i have to do this one more day i'll kill myself for real",
+        # a joke about the treatment or life failing
+        "if this infusion doesn't work i'm going to kill myself lol",
+        # the same things said plainly
+        "if I have to redo this spreadsheet one more time I'll shoot myself",
+    ],
+)
+def test_a_joke_that_is_meant_still_counts(detector: CrisisDetector, text: str) -> None:
+    signals = detector.signals(text)
+    assert not signals.joke
+    assert signals.strong
+
+
+def test_past_year_only_matches_years_at_least_two_years_ago(detector: CrisisDetector) -> None:
+    from datetime import date
+
+    this_year = date.today().year
+    assert detector.signals(f"suicide attempt in {this_year - 2}. fine now").history
+    assert not detector.signals(f"suicide attempt in {this_year - 1}. fine now").history
+    assert not detector.signals("suicide attempt since 2010, it never stopped").history
+
+
+def test_sentences_line_up_with_the_reading(detector: CrisisDetector) -> None:
+    text = "kms... no wait. Attempt in 2010!! ok; doing ok\nbye"
+    doc = detector.read(text)
+    spans = detector._sentences(text, doc)
+    assert [doc[start:end].text for start, end in spans] == [
+        "kill myself", "no wait", "attempt in 2010", "ok", "doing ok", "bye",
+    ]
+
+
+def test_history_and_jokes_sections_are_checked(tmp_path: Path) -> None:
+    path = pattern_file(tmp_path, "kill myself")
+    path.write_text(path.read_text() + "history:\n  past: [years ago]\n")
+    with pytest.raises(PatternFileError, match="history"):
+        load_patterns(path)
+    path = pattern_file(tmp_path, "kill myself")
+    path.write_text(path.read_text() + "jokes:\n  marker: [lol]\n  cause: [if]\n")
+    with pytest.raises(PatternFileError, match="jokes"):
+        load_patterns(path)

@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from spacy.tokens import Doc, Span
 from bot.safety.patterns import (
     DEFAULT_PATTERN_FILE,
     GAP_WORDS,
+    PAST_YEAR_GAP,
     STRONG,
     Family,
     PatternFileError,
@@ -74,6 +76,11 @@ LAYER_PATTERNS = "patterns"
 LAYER_WINDOW = "window"
 LAYER_NLU = "nlu"
 
+_LAUGHING = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F639\U0001F605]")
+"""Laughing emoji (tears of joy, rolling on the floor ...), read as "lol"."""
+
+_SENTENCE_END = re.compile(r"[.!?;\n\u2026]+")
+
 _NOT = {"n't": "not", "nt": "not", "not": "not"}
 _CONTRACTION_HEADS = {"ca": "can", "wo": "will", "sha": "shall", "ai": "be"}
 
@@ -99,6 +106,7 @@ def fold(text: str) -> str:
     Returns:
         The folded text, words separated by single spaces.
     """
+    text = _LAUGHING.sub(" lol ", text)
     text = unicodedata.normalize("NFKD", text.replace("\u2019", "'").replace("\u2018", "'"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = re.sub(r"[^a-z0-9'\s]+", " ", text)
@@ -176,8 +184,13 @@ class MessageSignals:
     """What the patterns found in one message."""
 
     cues: tuple[Cue, ...] = ()
-    # The message without its denials, as the classifier scores it; None when it has none.
-    without_denials: str | None = None
+    # The message as the classifier scores it: without its denials and the sentences that tell
+    # the person's distant past. None when it has neither.
+    scored_text: str | None = None
+    # Whether a sentence was read as the person's distant past ("an attempt in 2010") and masked.
+    history: bool = False
+    # Whether a sentence was read as a joke about something everyday and masked.
+    joke: bool = False
 
     @property
     def strong(self) -> tuple[Cue, ...]:
@@ -238,6 +251,11 @@ class _Compiled:
     matcher: Matcher
     masks: Matcher
     denials: Matcher
+    history_past: Matcher
+    history_present: Matcher
+    jokes_marker: Matcher
+    jokes_cause: Matcher
+    jokes_serious: Matcher
     keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
 
 
@@ -273,6 +291,8 @@ class CrisisDetector:
         self._vocabulary = _english_vocabulary(self._lemma_table, self.nlp) | _pattern_words(
             patterns
         )
+        last = date.today().year - PAST_YEAR_GAP
+        self._past_years = [str(year) for year in range(1920, last + 1)]
         self._compiled = self._compile()
         # The same text is read more than once per incoming message (the channel's check, the
         # model's override, and again as window history on later messages): remember results.
@@ -360,6 +380,9 @@ class CrisisDetector:
             if slot.number:
                 specs.append({"LIKE_NUM": True})
                 continue
+            if slot.past_year:
+                specs.append({"LOWER": {"IN": self._past_years}})
+                continue
             if slot.exact:
                 spec: dict[str, Any] = {"LOWER": {"IN": list(slot.words)}}
             else:
@@ -402,7 +425,12 @@ class CrisisDetector:
 
     def _compile(self) -> _Compiled:
         vocab = self.nlp.vocab
-        compiled = _Compiled(matcher=Matcher(vocab), masks=Matcher(vocab), denials=Matcher(vocab))
+        compiled = _Compiled(
+            matcher=Matcher(vocab), masks=Matcher(vocab), denials=Matcher(vocab),
+            history_past=Matcher(vocab), history_present=Matcher(vocab),
+            jokes_marker=Matcher(vocab), jokes_cause=Matcher(vocab),
+            jokes_serious=Matcher(vocab),
+        )
         for family in self.patterns.families:
             for index, phrase in enumerate(family.phrases):
                 where = f"families.{family.name}[{index}]"
@@ -417,6 +445,14 @@ class CrisisDetector:
             compiled.denials.add(
                 f"denials:{index}", self._phrase_specs(phrase, f"denials[{index}]")
             )
+        for name, phrases in (("history_past", self.patterns.history_past),
+                              ("history_present", self.patterns.history_present),
+                              ("jokes_marker", self.patterns.jokes_marker),
+                              ("jokes_cause", self.patterns.jokes_cause),
+                              ("jokes_serious", self.patterns.jokes_serious)):
+            for index, phrase in enumerate(phrases):
+                where = f"{name.replace('_', '.')}[{index}]"
+                getattr(compiled, name).add(f"{name}:{index}", self._phrase_specs(phrase, where))
         return compiled
 
     # -- matching -----------------------------------------------------------------------
@@ -447,8 +483,10 @@ class CrisisDetector:
         """
         doc = self.read(text)
         denials = self._denials(doc)
+        history = self._history(text, doc)
+        jokes = self._jokes(text, doc)
         masks = [(start, end) for _, start, end in self._compiled.masks(doc)
-                 if not self._limited(doc, end)] + denials
+                 if not self._limited(doc, end)] + denials + history + jokes
         strong: list[Cue] = []
         weak_spans: list[Span] = []
         weak_cues: dict[tuple[int, int], Cue] = {}
@@ -481,29 +519,91 @@ class CrisisDetector:
             # The same sign twice in one message ("pills ... pills") counts once.
             if all((cue.family, cue.phrase) != (seen.family, seen.phrase) for seen in weak):
                 weak.append(cue)
-        without = None
-        if denials:
-            denied = {index for start, end in denials for index in range(start, end)}
-            without = " ".join(token.text for token in doc if token.i not in denied)
-        return MessageSignals(cues=tuple(strong + weak), without_denials=without)
+        scored = None
+        if denials or history or jokes:
+            left_out = {index for start, end in denials + history + jokes
+                        for index in range(start, end)}
+            scored = " ".join(token.text for token in doc if token.i not in left_out)
+        return MessageSignals(cues=tuple(strong + weak), scored_text=scored,
+                              history=bool(history), joke=bool(jokes))
 
-    def without_denials(self, text: str) -> str:
-        """The message as the classifier should score it: without the person's denials.
+    def classifier_text(self, text: str) -> str:
+        """The message as the classifier should score it: without the person's denials, and
+        without the sentences that tell their distant past.
 
         "Mood low. No thoughts of hurting myself, just heavy" is scored as "mood low just
         heavy": a statement that the person is not at risk must not count as the risk words
-        in it. Crisis language elsewhere in the message still counts, and the patterns run on
-        the whole message. A message without a denial is returned unchanged.
+        in it. "Attempt in 2010, inpatient for a week. Here because nothing has worked" is
+        scored as "here because nothing has worked". Crisis language elsewhere in the message
+        still counts, and the patterns run on the whole message. A message with neither is
+        returned unchanged.
 
         Args:
             text: The message.
 
         Returns:
-            The text without its denial phrases (folded, as the patterns read it), or ``text``
-            itself when it has none. The message is read once for both this and its cues.
+            The text without those parts (folded, as the patterns read it), or ``text`` itself
+            when it has none. The message is read once for both this and its cues.
         """
-        without = self.signals(text).without_denials
-        return text if without is None else without
+        scored = self.signals(text).scored_text
+        return text if scored is None else scored
+
+    def _history(self, text: str, doc: Doc) -> list[tuple[int, int]]:
+        """The token spans of the sentences that tell the person's distant past.
+
+        A sentence is history when it has a ``history.past`` phrase ("in 2010", "when I was
+        16", "years ago", "as a teenager"). None counts when the message has a
+        ``history.present`` phrase anywhere ("again", "lately", "tonight", "want to"): a past
+        told beside a present is not reassurance, and the whole message is scored.
+        """
+        compiled = self._compiled
+        if not len(compiled.history_past) or not compiled.history_past(doc):
+            return []
+        if compiled.history_present(doc):
+            return []
+        sentences = self._sentences(text, doc)
+        past = [start for _, start, _ in compiled.history_past(doc)]
+        return [(start, end) for start, end in sentences
+                if any(start <= index < end for index in past)]
+
+    def _jokes(self, text: str, doc: Doc) -> list[tuple[int, int]]:
+        """The token spans of the sentences that joke about something everyday.
+
+        A sentence is a joke when it has a ``jokes.marker`` ("lol", "lmao", a laughing emoji)
+        and a ``jokes.cause`` ("if ...", "one more", "makes me"). None counts when the message
+        has a ``jokes.serious`` phrase anywhere ("for real", "not joking", "if this doesn't
+        work"): a joke about the treatment failing, or one the person says is meant, counts.
+        """
+        compiled = self._compiled
+        if not len(compiled.jokes_marker) or not compiled.jokes_marker(doc):
+            return []
+        if compiled.jokes_serious(doc):
+            return []
+        markers = [start for _, start, _ in compiled.jokes_marker(doc)]
+        causes = [start for _, start, _ in compiled.jokes_cause(doc)]
+        return [(start, end) for start, end in self._sentences(text, doc)
+                if any(start <= index < end for index in markers)
+                and any(start <= index < end for index in causes)]
+
+    def _sentences(self, text: str, doc: Doc) -> list[tuple[int, int]]:
+        """The token span of each sentence of ``text`` in ``doc`` (its reading).
+
+        Sentences end at ``. ! ? ;`` and line breaks. Reading drops punctuation, so each
+        sentence read alone gives the same tokens as its part of the whole; if the counts do
+        not add up (they always should), the message is one sentence.
+        """
+        spans: list[tuple[int, int]] = []
+        start = 0
+        for part in _SENTENCE_END.split(text):
+            folded = self._respell(fold(part))
+            if not folded:
+                continue
+            count = len(self.nlp.tokenizer(folded))
+            spans.append((start, start + count))
+            start += count
+        if start != len(doc):
+            return [(0, len(doc))]
+        return spans
 
     def _denials(self, doc: Doc) -> list[tuple[int, int]]:
         """The token spans of the denials in ``doc`` that are plain denials.

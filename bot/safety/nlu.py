@@ -43,6 +43,7 @@ from bot.safety.classifier import (
     DEFAULT_THRESHOLD,
     DEFAULT_TRAINING_FILES,
     CrisisTextClassifier,
+    as_scored,
     fingerprint,
     intent_examples,
     read_labelled,
@@ -53,6 +54,7 @@ from bot.safety.detector import (
     CRISIS_INTENT,
     get_detector,
 )
+from bot.safety.patterns import DEFAULT_PATTERN_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +81,10 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
-        """The training files' contents, so that editing them retrains the component."""
+        """The training files' and the pattern file's contents, so that editing them retrains
+        the component (the classifier learns from the text the patterns leave to it)."""
         merged = {**cls.get_default_config(), **config}
-        return fingerprint(training_paths(merged["training_files"]))
+        return fingerprint([*training_paths(merged["training_files"]), DEFAULT_PATTERN_FILE])
 
     def __init__(
         self,
@@ -147,6 +150,8 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
         """
         examples = read_labelled(training_paths(self.component_config["training_files"]))
         examples += intent_examples(training_data.intent_examples)
+        # Trained on what it will score: without denials, history and everyday jokes.
+        examples = as_scored(examples)
         classifier = CrisisTextClassifier(c=float(self.component_config["c"])).fit(examples)
         with self._model_storage.write_to(self._resource) as directory:
             classifier.save(directory / CLASSIFIER_FILE)
@@ -168,7 +173,7 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
         threshold = float(self.component_config["threshold"])
         # A denial ("no thoughts of hurting myself") is not scored as the risk words in it.
         detector = get_detector()
-        texts = [detector.without_denials(m.get(TEXT)) for m in scored]
+        texts = [detector.classifier_text(m.get(TEXT)) for m in scored]
         probabilities = [0.0] * len(texts)
         kept = [i for i, text in enumerate(texts) if any(ch.isalnum() for ch in text)]
         for i, probability in zip(kept, self._classifier.probabilities([texts[i] for i in kept]),

@@ -24,6 +24,9 @@ STRONG = "strong"
 WEAK = "weak"
 GAP = "..."
 NUMBER = "{number}"
+PAST_YEAR = "{past_year}"
+PAST_YEAR_GAP = 2
+"""``{past_year}`` is a year written in digits at least this many calendar years ago ("2015")."""
 GAP_WORDS = 3
 """How many other words ``...`` allows in between."""
 
@@ -42,6 +45,7 @@ class Slot:
         optional: The word may be absent (``[my]``).
         gap: This position is ``...`` (up to :data:`GAP_WORDS` words of anything).
         number: This position is ``{number}`` (any number).
+        past_year: This position is ``{past_year}`` (a year at least ``PAST_YEAR_GAP`` years ago).
     """
 
     words: tuple[str, ...] = ()
@@ -49,6 +53,7 @@ class Slot:
     optional: bool = False
     gap: bool = False
     number: bool = False
+    past_year: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,18 @@ class PatternSet:
     # The person saying they are not at risk ("no thoughts of hurting myself"): masks like
     # ``not_crisis``, and left out of what the classifier scores.
     denials: tuple[Phrase, ...] = ()
+    # The person's distant past told as history ("an attempt in 2010"): a sentence with one of
+    # ``history_past`` is masked and left out of what the classifier scores, unless the message
+    # also has one of ``history_present`` ("again", "tonight", "want to").
+    history_past: tuple[Phrase, ...] = ()
+    history_present: tuple[Phrase, ...] = ()
+    # Everyday exaggeration told as a joke ("if I have to redo this spreadsheet one more time I
+    # will shoot myself lol"): a sentence with a ``jokes_marker`` and a ``jokes_cause`` is masked
+    # like history, unless the message has a ``jokes_serious`` phrase ("for real", "not
+    # joking", "if this doesn't work").
+    jokes_marker: tuple[Phrase, ...] = ()
+    jokes_cause: tuple[Phrase, ...] = ()
+    jokes_serious: tuple[Phrase, ...] = ()
 
     def family(self, name: str) -> Family:
         """The family called ``name``.
@@ -134,7 +151,7 @@ def expand_groups(text: str, where: str) -> list[str]:
             choices = [choice.strip() for choice in match.group(1).split("|")]
             if any(not choice for choice in choices):
                 raise PatternFileError(f"{where}: empty choice in {text!r}")
-            if all(len(choice.split()) == 1 for choice in choices):
+            if all(len(choice.split()) == 1 and not choice.startswith("{") for choice in choices):
                 # One-word choices are one position with alternatives: no need to expand.
                 expanded.append(
                     variant[: match.start()] + "|".join(choices) + variant[match.end():]
@@ -176,6 +193,9 @@ def _parse_words(variant: str, text: str, where: str) -> tuple[Slot, ...]:
     for raw in variant.split():
         if raw == NUMBER:
             slots.append(Slot(number=True))
+            continue
+        if raw == PAST_YEAR:
+            slots.append(Slot(past_year=True))
             continue
         if raw == GAP:
             if not slots:
@@ -281,7 +301,24 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
     fuzzy = tuple(str(word).lower() for word in raw.get("fuzzy") or ())
     not_crisis = _phrases(raw.get("not_crisis"), "not_crisis")
     denials = _phrases(raw.get("denials"), "denials") if raw.get("denials") is not None else ()
+    history_raw = raw.get("history")
+    history_past: tuple[Phrase, ...] = ()
+    history_present: tuple[Phrase, ...] = ()
+    if history_raw is not None:
+        if not isinstance(history_raw, dict) or set(history_raw) != {"past", "present"}:
+            raise PatternFileError(f"{path}: 'history' must have exactly 'past' and 'present'")
+        history_past = _phrases(history_raw["past"], "history.past")
+        history_present = _phrases(history_raw["present"], "history.present")
+    jokes_raw = raw.get("jokes")
+    jokes: dict[str, tuple[Phrase, ...]] = {"marker": (), "cause": (), "serious": ()}
+    if jokes_raw is not None:
+        if not isinstance(jokes_raw, dict) or set(jokes_raw) != set(jokes):
+            raise PatternFileError(f"{path}: 'jokes' must have exactly 'marker', 'cause' and "
+                                   "'serious'")
+        jokes = {key: _phrases(jokes_raw[key], f"jokes.{key}") for key in jokes}
     return PatternSet(
         families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy,
-        denials=denials,
+        denials=denials, history_past=history_past, history_present=history_present,
+        jokes_marker=jokes["marker"], jokes_cause=jokes["cause"],
+        jokes_serious=jokes["serious"],
     )
