@@ -39,6 +39,7 @@ FAMILY_EXAMPLES = {
     ],
     "passive": [
         "everyone would be better off without me",
+        "see you next week if i'm still around by then",
         "I wish I was dead",
         "I don't want to wake up tomorrow",
         "there's no reason to live anymore",
@@ -46,6 +47,7 @@ FAMILY_EXAMPLES = {
     ],
     "plan": [
         "I've been stockpiling my pills",
+        "how many of my sleeping pills would be fatal, asking for myself",
         "I wrote a goodbye letter to my kids",
         "I'm going to jump off the bridge near my house",
         "I bought a rope yesterday",
@@ -53,6 +55,9 @@ FAMILY_EXAMPLES = {
     ],
     "self_harm": [
         "I cut myself again last night",
+        "i really need to cut tonight",
+        "what's the best way to hide fresh cuts from my mom",
+        "sh'd again after dinner",
         "I've been hurting myself",
         "I keep burning myself with a lighter on purpose",
         "the urge to self harm is so strong",
@@ -60,6 +65,7 @@ FAMILY_EXAMPLES = {
     ],
     "overdose": [
         "I took a whole bottle of my sleeping pills",
+        "dizzy and shaky after taking all my seroquel an hour ago",
         "I think I overdosed",
         "I swallowed 30 tylenol",
         "I mixed my meds with vodka on purpose",
@@ -82,6 +88,13 @@ FAMILY_EXAMPLES = {
 }
 
 NOT_CRISIS = [
+    "I need to cut back on caffeine before the infusion",
+    "we have to cut costs this month",
+    "can esketamine make suicidal thoughts worse at first?",
+    "does it work for people who are suicidal",
+    "my coworkers say the infusion feels like dying, is that true",
+    "la ketamina me quitó la depresión",
+    "career suicide, but I said what I said",
     "this traffic is killing me",
     "I'm dying to know when my appointment is",
     "the infusion killed my depression",
@@ -351,6 +364,10 @@ def test_nlu_layer_ignores_very_short_messages(detector: CrisisDetector) -> None
 # -- denials: "no thoughts of hurting myself" -------------------------------------------------
 
 DENIALS = [
+    ("Tired all week. Not suicidal, just worn out", "tired all week just worn out"),
+    ("low mood, not wanting to die or anything", "low mood or anything"),
+    ("answered 0 on question 9 again", "again"),
+    ("sad but nada de ideas suicidas", "sad but"),
     ("mood is low this week. no thoughts of hurting myself, just tired",
      "mood is low this week just tired"),
     ("sleep 5 hrs, anxiety high, no suicidal thoughts", "sleep 5 hrs anxiety high"),
@@ -489,7 +506,8 @@ def test_history_masks_only_its_own_sentence(detector: CrisisDetector) -> None:
     ("text", "scored"),
     [
         ("if I have to redo this spreadsheet one more time I'll shoot myself lol", ""),
-        ("the dentist music is making me want to die lmao. anyway see you at 3", "anyway see you at 3"),
+        ("the dentist music is making me want to die lmao. anyway see you at 3",
+         "anyway see you at 3"),
         ("If my team loses again I'm jumping off the roof \U0001F602", ""),
     ],
 )

@@ -12,7 +12,10 @@ How a message is read
 
 What comes out
     :meth:`CrisisDetector.signals` lists every pattern that matched one message (its
-    :class:`Cue`s), after dropping matches that lie inside a ``not_crisis`` expression.
+    :class:`Cue`s), after dropping matches that lie inside a ``not_crisis`` expression, a
+    denial, a sentence telling the person's distant past (``history``) or an everyday joke
+    (``jokes``). :meth:`CrisisDetector.classifier_text` is the message without the last three,
+    as the model's classifier scores it.
     :meth:`CrisisDetector.assess` turns the newest message, the person's recent messages and
     (optionally) the NLU model's intent into one :class:`Assessment`. It is the single decision
     the live channels and ``python -m bot.safety.evaluate`` both use.
@@ -184,8 +187,8 @@ class MessageSignals:
     """What the patterns found in one message."""
 
     cues: tuple[Cue, ...] = ()
-    # The message as the classifier scores it: without its denials and the sentences that tell
-    # the person's distant past. None when it has neither.
+    # The message as the classifier scores it: without its denials, the sentences that tell the
+    # person's distant past, and everyday jokes. None when it has none of these.
     scored_text: str | None = None
     # Whether a sentence was read as the person's distant past ("an attempt in 2010") and masked.
     history: bool = False
