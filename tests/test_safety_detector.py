@@ -457,16 +457,6 @@ HISTORY = [
 ]
 
 
-@pytest.mark.parametrize(("text", "scored"), HISTORY)
-def test_distant_history_is_masked_and_left_out_of_what_the_classifier_scores(
-    detector: CrisisDetector, text: str, scored: str
-) -> None:
-    signals = detector.signals(text)
-    assert signals.history
-    assert not signals.strong
-    assert detector.classifier_text(text) == scored
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -502,18 +492,24 @@ def test_history_masks_only_its_own_sentence(detector: CrisisDetector) -> None:
     assert detector.classifier_text(text) == "i have 60 pills saved up"
 
 
+JOKES = [
+    ("if I have to redo this spreadsheet one more time I'll shoot myself lol", ""),
+    ("the dentist music is making me want to die lmao. anyway see you at 3",
+     "anyway see you at 3"),
+    ("If my team loses again I'm jumping off the roof \U0001F602", ""),
+]
+
+
 @pytest.mark.parametrize(
-    ("text", "scored"),
-    [
-        ("if I have to redo this spreadsheet one more time I'll shoot myself lol", ""),
-        ("the dentist music is making me want to die lmao. anyway see you at 3",
-         "anyway see you at 3"),
-        ("If my team loses again I'm jumping off the roof \U0001F602", ""),
-    ],
+    ("reading", "text", "scored"),
+    [("history", text, scored) for text, scored in HISTORY]
+    + [("joke", text, scored) for text, scored in JOKES],
 )
-def test_an_everyday_joke_is_masked(detector: CrisisDetector, text: str, scored: str) -> None:
+def test_distant_history_and_everyday_jokes_are_masked_and_left_out_of_what_is_scored(
+    detector: CrisisDetector, reading: str, text: str, scored: str
+) -> None:
     signals = detector.signals(text)
-    assert signals.joke
+    assert getattr(signals, reading)
     assert not signals.strong
     assert detector.classifier_text(text) == scored
 

@@ -277,12 +277,12 @@ def leave_one_author_out(
         ``{file name: {threshold: (recall, false-positive rate, hard-negative FPR)}}``.
     """
     extra = nlu_examples()
+    detector = get_detector()
     results: dict[str, dict[float, tuple[float, float, float]]] = {}
     for held_out in paths:
         rows = [json.loads(line) for line in held_out.read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-        training = as_scored(read_labelled(p for p in paths if p != held_out) + extra)
-        detector = get_detector()
+        training = as_scored(read_labelled(p for p in paths if p != held_out) + extra, detector)
         probabilities = CrisisTextClassifier().fit(training).probabilities(
             [detector.classifier_text(row["text"]) for row in rows]
         )

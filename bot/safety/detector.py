@@ -262,6 +262,19 @@ class _Compiled:
     keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
 
 
+class _Sentences:
+    """One message's sentence spans, split only when a reading first needs them."""
+
+    def __init__(self, detector: CrisisDetector, text: str, doc: Doc) -> None:
+        self._detector, self._text, self._doc = detector, text, doc
+        self._spans: list[tuple[int, int]] | None = None
+
+    def __call__(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            self._spans = self._detector._sentences(self._text, self._doc)
+        return self._spans
+
+
 class CrisisDetector:
     """Detects crisis language with the patterns of one pattern file."""
 
@@ -486,8 +499,9 @@ class CrisisDetector:
         """
         doc = self.read(text)
         denials = self._denials(doc)
-        history = self._history(text, doc)
-        jokes = self._jokes(text, doc)
+        sentences = _Sentences(self, text, doc)
+        history = self._history(doc, sentences)
+        jokes = self._jokes(doc, sentences)
         masks = [(start, end) for _, start, end in self._compiled.masks(doc)
                  if not self._limited(doc, end)] + denials + history + jokes
         strong: list[Cue] = []
@@ -531,15 +545,15 @@ class CrisisDetector:
                               history=bool(history), joke=bool(jokes))
 
     def classifier_text(self, text: str) -> str:
-        """The message as the classifier should score it: without the person's denials, and
-        without the sentences that tell their distant past.
+        """The message as the classifier should score it: without the person's denials, the
+        sentences that tell their distant past, and everyday jokes.
 
         "Mood low. No thoughts of hurting myself, just heavy" is scored as "mood low just
         heavy": a statement that the person is not at risk must not count as the risk words
         in it. "Attempt in 2010, inpatient for a week. Here because nothing has worked" is
         scored as "here because nothing has worked". Crisis language elsewhere in the message
-        still counts, and the patterns run on the whole message. A message with neither is
-        returned unchanged.
+        still counts, and the patterns run on the whole message. A message with none of these
+        is returned unchanged.
 
         Args:
             text: The message.
@@ -551,7 +565,7 @@ class CrisisDetector:
         scored = self.signals(text).scored_text
         return text if scored is None else scored
 
-    def _history(self, text: str, doc: Doc) -> list[tuple[int, int]]:
+    def _history(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
         """The token spans of the sentences that tell the person's distant past.
 
         A sentence is history when it has a ``history.past`` phrase ("in 2010", "when I was
@@ -560,16 +574,11 @@ class CrisisDetector:
         told beside a present is not reassurance, and the whole message is scored.
         """
         compiled = self._compiled
-        if not len(compiled.history_past) or not compiled.history_past(doc):
-            return []
-        if compiled.history_present(doc):
-            return []
-        sentences = self._sentences(text, doc)
-        past = [start for _, start, _ in compiled.history_past(doc)]
-        return [(start, end) for start, end in sentences
-                if any(start <= index < end for index in past)]
+        return self._masked_sentences(
+            doc, sentences, (compiled.history_past,), compiled.history_present
+        )
 
-    def _jokes(self, text: str, doc: Doc) -> list[tuple[int, int]]:
+    def _jokes(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
         """The token spans of the sentences that joke about something everyday.
 
         A sentence is a joke when it has a ``jokes.marker`` ("lol", "lmao", a laughing emoji)
@@ -578,15 +587,26 @@ class CrisisDetector:
         work"): a joke about the treatment failing, or one the person says is meant, counts.
         """
         compiled = self._compiled
-        if not len(compiled.jokes_marker) or not compiled.jokes_marker(doc):
+        return self._masked_sentences(
+            doc, sentences, (compiled.jokes_marker, compiled.jokes_cause), compiled.jokes_serious
+        )
+
+    @staticmethod
+    def _masked_sentences(
+        doc: Doc, sentences: _Sentences, needed: Sequence[Matcher], cancel: Matcher
+    ) -> list[tuple[int, int]]:
+        """The sentences that hold a match of every matcher in ``needed``; none when ``cancel``
+        matches anywhere in the message."""
+        starts: list[list[int]] = []
+        for matcher in needed:
+            found = [start for _, start, _ in matcher(doc)] if len(matcher) else []
+            if not found:
+                return []
+            starts.append(found)
+        if len(cancel) and cancel(doc):
             return []
-        if compiled.jokes_serious(doc):
-            return []
-        markers = [start for _, start, _ in compiled.jokes_marker(doc)]
-        causes = [start for _, start, _ in compiled.jokes_cause(doc)]
-        return [(start, end) for start, end in self._sentences(text, doc)
-                if any(start <= index < end for index in markers)
-                and any(start <= index < end for index in causes)]
+        return [(start, end) for start, end in sentences()
+                if all(any(start <= index < end for index in found) for found in starts)]
 
     def _sentences(self, text: str, doc: Doc) -> list[tuple[int, int]]:
         """The token span of each sentence of ``text`` in ``doc`` (its reading).

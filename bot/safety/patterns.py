@@ -301,24 +301,24 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
     fuzzy = tuple(str(word).lower() for word in raw.get("fuzzy") or ())
     not_crisis = _phrases(raw.get("not_crisis"), "not_crisis")
     denials = _phrases(raw.get("denials"), "denials") if raw.get("denials") is not None else ()
-    history_raw = raw.get("history")
-    history_past: tuple[Phrase, ...] = ()
-    history_present: tuple[Phrase, ...] = ()
-    if history_raw is not None:
-        if not isinstance(history_raw, dict) or set(history_raw) != {"past", "present"}:
-            raise PatternFileError(f"{path}: 'history' must have exactly 'past' and 'present'")
-        history_past = _phrases(history_raw["past"], "history.past")
-        history_present = _phrases(history_raw["present"], "history.present")
-    jokes_raw = raw.get("jokes")
-    jokes: dict[str, tuple[Phrase, ...]] = {"marker": (), "cause": (), "serious": ()}
-    if jokes_raw is not None:
-        if not isinstance(jokes_raw, dict) or set(jokes_raw) != set(jokes):
-            raise PatternFileError(f"{path}: 'jokes' must have exactly 'marker', 'cause' and "
-                                   "'serious'")
-        jokes = {key: _phrases(jokes_raw[key], f"jokes.{key}") for key in jokes}
+    history = _section(raw, "history", ("past", "present"), path)
+    jokes = _section(raw, "jokes", ("marker", "cause", "serious"), path)
     return PatternSet(
         families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy,
-        denials=denials, history_past=history_past, history_present=history_present,
+        denials=denials, history_past=history["past"], history_present=history["present"],
         jokes_marker=jokes["marker"], jokes_cause=jokes["cause"],
         jokes_serious=jokes["serious"],
     )
+
+
+def _section(
+    raw: dict[str, Any], name: str, keys: tuple[str, ...], path: Path
+) -> dict[str, tuple[Phrase, ...]]:
+    """An optional section of phrase lists under exactly ``keys`` (``history``, ``jokes``)."""
+    section = raw.get(name)
+    if section is None:
+        return {key: () for key in keys}
+    if not isinstance(section, dict) or set(section) != set(keys):
+        wanted = ", ".join(f"'{key}'" for key in keys)
+        raise PatternFileError(f"{path}: '{name}' must have exactly {wanted}")
+    return {key: _phrases(section[key], f"{name}.{key}") for key in keys}
