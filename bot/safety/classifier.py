@@ -234,7 +234,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset({"scipy.sparse._csr.csr_matrix"})
 
 # -- choosing the threshold ------------------------------------------------------------------
 
-HARD_NEGATIVES = frozenset({"hyperbole", "treatment", "grief_history"})
+# The training files' names for hyperbole, grief and distant history, and treatment talk.
+HARD_NEGATIVES = frozenset({
+    "hyperbole", "hyperbole_other", "treatment", "treatment_experience", "grief_history",
+    "grief", "grief_coping", "history", "history_intake",
+})
 
 
 def intent_examples(messages: Iterable[Any]) -> list[LabelledText]:
