@@ -7,6 +7,7 @@ measured figures on the evaluation sets come from ``python -m bot.safety.evaluat
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -471,7 +472,7 @@ HISTORY = [
         "I tried to kill myself last week",
         "I overdosed 3 days ago on purpose",
         # a year this year or last is not the distant past
-        f"I tried to kill myself in {__import__('datetime').date.today().year}",
+        f"I tried to kill myself in {date.today().year}",
         # a relative in danger now
         "my husband took all his pills and I think he died, he's not breathing",
     ],
@@ -535,8 +536,6 @@ def test_a_joke_that_is_meant_still_counts(detector: CrisisDetector, text: str) 
 
 
 def test_past_year_only_matches_years_at_least_two_years_ago(detector: CrisisDetector) -> None:
-    from datetime import date
-
     this_year = date.today().year
     assert detector.signals(f"suicide attempt in {this_year - 2}. fine now").history
     assert not detector.signals(f"suicide attempt in {this_year - 1}. fine now").history

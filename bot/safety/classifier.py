@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.safety.detector import CRISIS_INTENT, CrisisDetector, get_detector
+from bot.safety.evaluate import HARD_NEGATIVE_CATEGORIES
 from bot.settings import PROJECT_ROOT
 
 DEFAULT_TRAINING_FILES = ("data/safety/crisis_train*.jsonl",)
@@ -234,13 +235,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset({"scipy.sparse._csr.csr_matrix"})
 
 # -- choosing the threshold ------------------------------------------------------------------
 
-# The training files' names for hyperbole, grief and distant history, and treatment talk.
-HARD_NEGATIVES = frozenset({
-    "hyperbole", "hyperbole_other", "treatment", "treatment_experience", "grief_history",
-    "grief", "grief_coping", "history", "history_intake",
-})
-
-
 def intent_examples(messages: Iterable[Any]) -> list[LabelledText]:
     """NLU examples as training examples: the ``crisis`` intent's are crisis, the rest are not.
 
@@ -296,7 +290,7 @@ def leave_one_author_out(
             positives = [s for s, row in zip(said, rows, strict=True) if row["crisis"]]
             negatives = [s for s, row in zip(said, rows, strict=True) if not row["crisis"]]
             hard = [s for s, row in zip(said, rows, strict=True)
-                    if not row["crisis"] and row.get("cat") in HARD_NEGATIVES]
+                    if not row["crisis"] and row.get("cat") in HARD_NEGATIVE_CATEGORIES]
             per_threshold[threshold] = (_rate(positives), _rate(negatives), _rate(hard))
             if out is not None:
                 print(f"{held_out.name:32} threshold {threshold:.2f}  recall "

@@ -45,13 +45,19 @@ FULL_RECALL_CATEGORIES = {
     "overdose": "overdose",
     "medical": "overdose",
 }
-HARD_NEGATIVE_CATEGORIES = {
+# Hyperbole, grief and distant history, and treatment talk, under every name the test and
+# training files' authors gave them (the threshold table in bot.safety.classifier reads these too).
+HARD_NEGATIVE_CATEGORIES = frozenset({
     "hyperbole",
+    "hyperbole_other",
     "treatment",
+    "treatment_experience",
     "grief",
+    "grief_coping",
     "grief_history",
     "history",
-}
+    "history_intake",
+})
 MIN_RECALL = 0.95
 MAX_HARD_NEGATIVE_FPR = 0.10
 

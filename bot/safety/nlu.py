@@ -171,7 +171,7 @@ class CrisisClassifier(GraphComponent, IntentClassifier):
             return messages
         scored = [m for m in messages if isinstance(m.get(TEXT), str) and m.get(TEXT).strip()]
         threshold = float(self.component_config["threshold"])
-        # A denial ("no thoughts of hurting myself") is not scored as the risk words in it.
+        # Denials, distant history and everyday jokes are not scored as the risk words in them.
         detector = get_detector()
         texts = [detector.classifier_text(m.get(TEXT)) for m in scored]
         probabilities = [0.0] * len(texts)
