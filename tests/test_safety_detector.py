@@ -71,6 +71,9 @@ FAMILY_EXAMPLES = {
         "I swallowed 30 tylenol",
         "I mixed my meds with vodka on purpose",
         "my husband is not breathing",
+        "my throat is closing up after I took the new antibiotic",
+        "she mixed pills with alcohol and now she is foaming at the mouth",
+        "is it true you can't overdose on advil? because I just took 30",
     ],
     "slang": [
         "kms",
@@ -111,7 +114,87 @@ NOT_CRISIS = [
     "my friend committed suicide years ago and I still think of her",
     "can you overdose on ketamine at the clinic?",
     "I cut myself shaving this morning",
+    "my uncle was foaming at the mouth about the election",
+    "overdosed on true crime podcasts this weekend",
+    "my neighbor overdosed and died last winter, the street feels different",
+    "my cousin overdosed three years ago and I still miss him",
+    "is ketamine approved for suicidal depression in teenagers?",
+    "my sister wants to know if ketamine could make suicidal thoughts worse",
+    "the question about being better off dead, I answered not at all",
+    "the infusion was so calm that I did not want it to end",
 ]
+
+
+# A topic word in a general question is the classifier's to judge; with no classifier, or with
+# anything personal in the sentence or anything about now in the message, it counts at once.
+GENERAL = [
+    "What are the warning signs of an overdose?",
+    "how often do patients feel suicidal during the first week",
+    "Do you take people who self harm or only depression",
+    "Can someone who is actively suicidal get a same day appointment?",
+]
+NOT_GENERAL = [
+    "is it ok to come in when I'm suicidal",
+    "Suicidal, need someone to talk to",
+    "suicidal tonight, can anyone call?",
+    "Do patients get suicidal again after the series ends?",
+    "feeling suicidal today",
+    "anyone else get suicidal after the infusion?",
+    "Can my son come in? He is suicidal.",
+    "does ketamine help? suicidal and out of options",
+]
+NO_VERDICT = {"intent": {"name": "faq", "confidence": 0.9}, "intent_ranking": []}
+
+
+def with_verdict(crisis: bool) -> dict[str, object]:
+    return {**NO_VERDICT, "crisis_classifier": {"confidence": 0.9 if crisis else 0.1,
+                                                "crisis": crisis}}
+
+
+@pytest.mark.parametrize("text", GENERAL)
+def test_a_topic_word_in_a_general_question_is_left_to_the_classifier(
+    detector: CrisisDetector, text: str
+) -> None:
+    signals = detector.signals(text)
+    assert signals.general and not signals.strong, text
+    assert not detector.assess(text, nlu=with_verdict(False)).crisis
+    assert detector.assess(text, nlu=with_verdict(True)).layers == (LAYER_NLU,)
+    # Without the classifier (no model, or a model without it) it still counts, recall first.
+    assert detector.assess(text).layers == (LAYER_PATTERNS,)
+    assert detector.assess(text, nlu=NO_VERDICT).crisis
+
+
+@pytest.mark.parametrize("text", NOT_GENERAL)
+def test_a_topic_word_about_the_writer_or_someone_in_particular_counts_at_once(
+    detector: CrisisDetector, text: str
+) -> None:
+    assessment = detector.assess(text, nlu=with_verdict(False))
+    assert assessment.crisis, text
+    assert assessment.layers == (LAYER_PATTERNS,)
+
+
+def test_a_general_question_beside_a_personal_crisis_still_counts(
+    detector: CrisisDetector,
+) -> None:
+    text = "Do patients ever feel suicidal after it? I want to kill myself tonight."
+    assert detector.assess(text, nlu=with_verdict(False)).layers == (LAYER_PATTERNS,)
+
+
+def test_a_laugh_does_not_mask_an_overdose(detector: CrisisDetector) -> None:
+    text = "need a refill. also took the whole bottle of my sleeping pills if that matters lol"
+    assessment = detector.assess(text)
+    assert assessment.crisis and assessment.poison_control
+    # The same laugh still masks everyday exaggeration.
+    assert not detector.assess("if this meeting runs over I'll shoot myself lol").crisis
+
+
+def test_question_marks_are_read_per_sentence(detector: CrisisDetector) -> None:
+    text = "Is it normal? overdose on my meds. Ok"
+    doc = detector.read(text)
+    assert [question for _, _, question in detector._sentence_marks(text, doc)] == [
+        True, False, False,
+    ]
+    assert detector.assess(text, nlu=with_verdict(False)).crisis
 
 
 @pytest.mark.parametrize(
@@ -559,4 +642,8 @@ def test_history_and_jokes_sections_are_checked(tmp_path: Path) -> None:
     path = pattern_file(tmp_path, "kill myself")
     path.write_text(path.read_text() + "jokes:\n  marker: [lol]\n  cause: [if]\n")
     with pytest.raises(PatternFileError, match="jokes"):
+        load_patterns(path)
+    path = pattern_file(tmp_path, "kill myself")
+    path.write_text(path.read_text() + "general:\n  topic: [suicide]\n  question: [how]\n")
+    with pytest.raises(PatternFileError, match="general"):
         load_patterns(path)

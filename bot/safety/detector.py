@@ -82,7 +82,8 @@ LAYER_NLU = "nlu"
 _LAUGHING = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F639\U0001F605]")
 """Laughing emoji (tears of joy, rolling on the floor ...), read as "lol"."""
 
-_SENTENCE_END = re.compile(r"[.!?;\n\u2026]+")
+_SENTENCE_END = re.compile(r"([.!?;\n\u2026]+)")
+"""Where a sentence ends (kept by ``re.split``, to tell questions)."""
 
 _NOT = {"n't": "not", "nt": "not", "not": "not"}
 _CONTRACTION_HEADS = {"ca": "can", "wo": "will", "sha": "shall", "ai": "be"}
@@ -170,6 +171,9 @@ class Cue:
         poison_control: Whether the reply adds Poison Control.
         start: First token of the match.
         end: One past its last token.
+        general: Whether a strong match is only a topic word in a general question (the
+            pattern file's ``general`` section): then it is left to the model's classifier, and
+            counts alone only where there is no classifier.
     """
 
     family: str
@@ -180,6 +184,7 @@ class Cue:
     poison_control: bool
     start: int
     end: int
+    general: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,14 @@ class MessageSignals:
     @property
     def strong(self) -> tuple[Cue, ...]:
         """The cues that alone make a crisis."""
-        return tuple(cue for cue in self.cues if cue.strong)
+        return tuple(cue for cue in self.cues if cue.strong and not cue.general)
+
+    @property
+    def general(self) -> tuple[Cue, ...]:
+        """Strong matches that are only a topic word in a general question ("can it be used
+        for someone who is actively suicidal?"): a crisis alone only where the classifier is
+        missing."""
+        return tuple(cue for cue in self.cues if cue.strong and cue.general)
 
     @property
     def weak(self) -> tuple[Cue, ...]:
@@ -259,6 +271,9 @@ class _Compiled:
     jokes_marker: Matcher
     jokes_cause: Matcher
     jokes_serious: Matcher
+    general_topic: Matcher
+    general_question: Matcher
+    general_personal: Matcher
     keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
 
 
@@ -267,12 +282,16 @@ class _Sentences:
 
     def __init__(self, detector: CrisisDetector, text: str, doc: Doc) -> None:
         self._detector, self._text, self._doc = detector, text, doc
-        self._spans: list[tuple[int, int]] | None = None
+        self._marks: list[tuple[int, int, bool]] | None = None
+
+    def marks(self) -> list[tuple[int, int, bool]]:
+        """Each sentence's first token, one past its last, and whether it ends with "?"."""
+        if self._marks is None:
+            self._marks = self._detector._sentence_marks(self._text, self._doc)
+        return self._marks
 
     def __call__(self) -> list[tuple[int, int]]:
-        if self._spans is None:
-            self._spans = self._detector._sentences(self._text, self._doc)
-        return self._spans
+        return [(start, end) for start, end, _ in self.marks()]
 
 
 class CrisisDetector:
@@ -445,7 +464,8 @@ class CrisisDetector:
             matcher=Matcher(vocab), masks=Matcher(vocab), denials=Matcher(vocab),
             history_past=Matcher(vocab), history_present=Matcher(vocab),
             jokes_marker=Matcher(vocab), jokes_cause=Matcher(vocab),
-            jokes_serious=Matcher(vocab),
+            jokes_serious=Matcher(vocab), general_topic=Matcher(vocab),
+            general_question=Matcher(vocab), general_personal=Matcher(vocab),
         )
         for family in self.patterns.families:
             for index, phrase in enumerate(family.phrases):
@@ -465,7 +485,10 @@ class CrisisDetector:
                               ("history_present", self.patterns.history_present),
                               ("jokes_marker", self.patterns.jokes_marker),
                               ("jokes_cause", self.patterns.jokes_cause),
-                              ("jokes_serious", self.patterns.jokes_serious)):
+                              ("jokes_serious", self.patterns.jokes_serious),
+                              ("general_topic", self.patterns.general_topic),
+                              ("general_question", self.patterns.general_question),
+                              ("general_personal", self.patterns.general_personal)):
             for index, phrase in enumerate(phrases):
                 where = f"{name.replace('_', '.')}[{index}]"
                 getattr(compiled, name).add(f"{name}:{index}", self._phrase_specs(phrase, where))
@@ -502,15 +525,21 @@ class CrisisDetector:
         sentences = _Sentences(self, text, doc)
         history = self._history(doc, sentences)
         jokes = self._jokes(doc, sentences)
-        masks = [(start, end) for _, start, end in self._compiled.masks(doc)
-                 if not self._limited(doc, end)] + denials + history + jokes
+        expressions = [(start, end) for _, start, end in self._compiled.masks(doc)
+                       if not self._limited(doc, end)]
+        masks = expressions + denials + history
+        # A laugh does not make an overdose safe ("took my whole bottle of ativan ... lol"):
+        # jokes mask every family but overdoses.
+        joke_masks = masks + jokes
         strong: list[Cue] = []
         weak_spans: list[Span] = []
         weak_cues: dict[tuple[int, int], Cue] = {}
+        general = self._general(doc, sentences)
         for match_id, start, end in self._compiled.matcher(doc):
-            if any(m_start <= start and end <= m_end for m_start, m_end in masks):
-                continue
             family, phrase = self._compiled.keys[match_id]
+            if any(m_start <= start and end <= m_end
+                   for m_start, m_end in (masks if family.poison_control else joke_masks)):
+                continue
             cue = Cue(
                 family=family.name,
                 phrase=phrase.text,
@@ -520,6 +549,8 @@ class CrisisDetector:
                 poison_control=family.poison_control,
                 start=start,
                 end=end,
+                general=family.strength == STRONG
+                and any(g_start <= start and end <= g_end for g_start, g_end in general),
             )
             if cue.strong:
                 strong.append(cue)
@@ -564,6 +595,35 @@ class CrisisDetector:
         """
         scored = self.signals(text).scored_text
         return text if scored is None else scored
+
+    def _general(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
+        """The ``general.topic`` matches that lie in a general question.
+
+        Their sentence is a question (it ends with "?" or its first word is a
+        ``general.question`` word) and has no ``general.personal`` word ("i", "my", "she",
+        "else"), and the message has no ``history.present`` phrase ("again", "tonight",
+        "lately"): "Is ketamine ever given in an ER to someone who is actively suicidal?" but
+        not "is it ok to come in when I'm suicidal?", "Suicidal, need someone to talk to" nor
+        "suicidal again, can anyone call?".
+        """
+        compiled = self._compiled
+        if not len(compiled.general_topic):
+            return []
+        topics = [(start, end) for _, start, end in compiled.general_topic(doc)]
+        if not topics or (len(compiled.history_present) and compiled.history_present(doc)):
+            return []
+        asking = {start for _, start, _ in compiled.general_question(doc)}
+        personal = {index for _, start, end in compiled.general_personal(doc)
+                    for index in range(start, end)}
+        found: list[tuple[int, int]] = []
+        for start, end, question in sentences.marks():
+            if not (question or start in asking):
+                continue
+            if any(start <= index < end for index in personal):
+                continue
+            found.extend((t_start, t_end) for t_start, t_end in topics
+                         if start <= t_start and t_end <= end)
+        return found
 
     def _history(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
         """The token spans of the sentences that tell the person's distant past.
@@ -615,18 +675,25 @@ class CrisisDetector:
         sentence read alone gives the same tokens as its part of the whole; if the counts do
         not add up (they always should), the message is one sentence.
         """
-        spans: list[tuple[int, int]] = []
+        return [(start, end) for start, end, _ in self._sentence_marks(text, doc)]
+
+    def _sentence_marks(self, text: str, doc: Doc) -> list[tuple[int, int, bool]]:
+        """:meth:`_sentences`, with whether each sentence ends with a question mark."""
+        marks: list[tuple[int, int, bool]] = []
         start = 0
-        for part in _SENTENCE_END.split(text):
-            folded = self._respell(fold(part))
+        parts = _SENTENCE_END.split(text)
+        # re.split with a group: text, ending, text, ending, ..., text.
+        for index in range(0, len(parts), 2):
+            ending = parts[index + 1] if index + 1 < len(parts) else ""
+            folded = self._respell(fold(parts[index]))
             if not folded:
                 continue
             count = len(self.nlp.tokenizer(folded))
-            spans.append((start, start + count))
+            marks.append((start, start + count, "?" in ending))
             start += count
         if start != len(doc):
-            return [(0, len(doc))]
-        return spans
+            return [(0, len(doc), "?" in text)]
+        return marks
 
     def _denials(self, doc: Doc) -> list[tuple[int, int]]:
         """The token spans of the denials in ``doc`` that are plain denials.
@@ -665,7 +732,10 @@ class CrisisDetector:
         """
         current = self.signals(text)
         layers: list[str] = []
-        if current.strong:
+        verdict = classifier_verdict(nlu)
+        # A topic word in a general question is the classifier's to judge; without the
+        # classifier (no model, or a model without it) it counts, recall first.
+        if current.strong or (current.general and verdict is None):
             layers.append(LAYER_PATTERNS)
         window_score = current.weak_weight
         if current.weak:
@@ -674,7 +744,6 @@ class CrisisDetector:
             if window_score >= WINDOW_THRESHOLD:
                 layers.append(LAYER_WINDOW)
         confidence = nlu_crisis_confidence(nlu)
-        verdict = classifier_verdict(nlu)
         if verdict is not None:
             # A model with the crisis classifier: its verdict decides. The intent classifier's
             # own crisis guesses were overconfident on ordinary check-in answers ("I'm sleeping

@@ -110,6 +110,15 @@ class PatternSet:
     jokes_marker: tuple[Phrase, ...] = ()
     jokes_cause: tuple[Phrase, ...] = ()
     jokes_serious: tuple[Phrase, ...] = ()
+    # A bare topic word in a general question ("can ketamine be used for someone who is
+    # actively suicidal?"): a strong match lying wholly inside a ``general_topic`` phrase, in a
+    # sentence that is a question (it ends with "?" or starts with a ``general_question`` word)
+    # with no ``general_personal`` word (the writer or a particular person), in a message with
+    # no ``history_present`` phrase, is left to the model's classifier. Where the classifier is
+    # not available it still counts.
+    general_topic: tuple[Phrase, ...] = ()
+    general_question: tuple[Phrase, ...] = ()
+    general_personal: tuple[Phrase, ...] = ()
 
     def family(self, name: str) -> Family:
         """The family called ``name``.
@@ -303,11 +312,14 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
     denials = _phrases(raw.get("denials"), "denials") if raw.get("denials") is not None else ()
     history = _section(raw, "history", ("past", "present"), path)
     jokes = _section(raw, "jokes", ("marker", "cause", "serious"), path)
+    general = _section(raw, "general", ("topic", "question", "personal"), path)
     return PatternSet(
         families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy,
         denials=denials, history_past=history["past"], history_present=history["present"],
         jokes_marker=jokes["marker"], jokes_cause=jokes["cause"],
         jokes_serious=jokes["serious"],
+        general_topic=general["topic"], general_question=general["question"],
+        general_personal=general["personal"],
     )
 
 
