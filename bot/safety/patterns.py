@@ -110,8 +110,8 @@ class PatternSet:
     jokes_marker: tuple[Phrase, ...] = ()
     jokes_cause: tuple[Phrase, ...] = ()
     jokes_serious: tuple[Phrase, ...] = ()
-    # A bare topic word in a general question ("can ketamine be used for someone who is
-    # actively suicidal?"): a strong match lying wholly inside a ``general_topic`` phrase, in a
+    # A bare topic word in a general question ("is ketamine ever given in an ER to someone who
+    # is actively suicidal?"): a strong match lying wholly inside a ``general_topic`` phrase, in a
     # sentence that is a question (it ends with "?" or starts with a ``general_question`` word)
     # with no ``general_personal`` word (the writer or a particular person), in a message with
     # no ``history_present`` phrase, is left to the model's classifier. Where the classifier is

@@ -106,11 +106,14 @@ def in_window(now: dt.datetime | None = None) -> dt.datetime:
 
 
 def in_window_after(moment: dt.datetime) -> dt.datetime:
-    """``moment``, or 11:00 the next day in the patient's zone if it falls outside 09-20h."""
+    """``moment`` if it falls inside 09-20h in the patient's zone, else the next 11:00 there
+    (the same day before 09h, the next day from 20h)."""
     from zoneinfo import ZoneInfo
 
     local = moment.astimezone(ZoneInfo(ZONE))
-    if not 9 <= local.hour < 20:
+    if local.hour < 9:
+        local = local.replace(hour=11, minute=0)
+    elif local.hour >= 20:
         local = (local + dt.timedelta(days=1)).replace(hour=11, minute=0)
     return local.astimezone(dt.timezone.utc)
 
