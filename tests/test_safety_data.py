@@ -21,7 +21,8 @@ TEST_SETS = [
     for name in ("crisis_test.jsonl", "crisis_blind.jsonl", "crisis_fresh.jsonl",
                  "crisis_fresh2.jsonl", "crisis_fresh3.jsonl", "crisis_fresh4.jsonl",
                  "crisis_fresh5.jsonl", "crisis_fresh6.jsonl", "crisis_fresh7.jsonl",
-                 "crisis_fresh8.jsonl", "crisis_fresh9.jsonl")
+                 "crisis_fresh8.jsonl", "crisis_fresh9.jsonl", "crisis_fresh10.jsonl",
+                 "crisis_fresh11.jsonl")
 ]
 DEV_SET = PROJECT_ROOT / "tests" / "safety" / "crisis_dev.jsonl"
 SHARED_DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "crisis_dev.jsonl"
