@@ -37,6 +37,8 @@ FAMILY_EXAMPLES = {
         "I am going to end my life",
         "I keep thinking about taking my own life",
         "I want to die",
+        "never wanted to die as much as I do tonight",
+        "ok I decided, tonight is the end for me",
     ],
     "passive": [
         "everyone would be better off without me",
@@ -63,6 +65,8 @@ FAMILY_EXAMPLES = {
         "I keep burning myself with a lighter on purpose",
         "the urge to self harm is so strong",
         "I slit my wrist",
+        "cut way deeper than I meant to, my wrist is a mess",
+        "my leg won't stop bleeding from where I cut it",
     ],
     "overdose": [
         "I took a whole bottle of my sleeping pills",
@@ -74,6 +78,13 @@ FAMILY_EXAMPLES = {
         "my throat is closing up after I took the new antibiotic",
         "she mixed pills with alcohol and now she is foaming at the mouth",
         "is it true you can't overdose on advil? because I just took 30",
+        "got home from the ER, they pumped my stomach",
+        "mixed my pills with a whole lot of beer",
+    ],
+    "emergency": [
+        "worst headache of my life since the session ended",
+        "chest pain spreading to my left arm",
+        "my left arm is numb and my chest feels weird",
     ],
     "slang": [
         "kms",
@@ -90,6 +101,19 @@ FAMILY_EXAMPLES = {
         "me tomé todas las pastillas",
     ],
 }
+
+# Two signs of a medical emergency in one message are a crisis; one alone is not.
+EMERGENCY_SIGNS = [
+    ("trouble breathing and chest pressure since I got home from my infusion", "en"),
+    ("heart rate 170 and I feel like I'm going to pass out", "en"),
+    ("my blood pressure is 200 over something and I'm seeing spots", "en"),
+    ("tomé doble dosis, me duele el pecho y me falta el aire", "es"),
+]
+ONE_SIGN = [
+    "a bit of chest tightness when I get anxious, is that normal?",
+    "during the infusion my blood pressure went to 180, they said that's expected",
+    "felt short of breath on the stairs today",
+]
 
 NOT_CRISIS = [
     "I need to cut back on caffeine before the infusion",
@@ -122,6 +146,17 @@ NOT_CRISIS = [
     "my sister wants to know if ketamine could make suicidal thoughts worse",
     "the question about being better off dead, I answered not at all",
     "the infusion was so calm that I did not want it to end",
+    "I'd rather die than fill out one more insurance appeal",
+    "if I have to answer one more survey question I'll shoot myself",
+    "lost two of my students to suicide over the years, it's why I teach the course",
+    "back in the 80s I was hospitalized after an overdose, nothing since",
+    "the urge to cut has been completely gone since my fourth infusion",
+    "before ketamine I wanted to die every single morning, now I garden",
+    "what if my suicidal thoughts come back after the series, can I book a booster?",
+    "is it only approved for patients with suicidal ideation?",
+    "the intake form asks about thoughts of suicide, do I need to fill that in?",
+    "that leg day was suicide",
+    "ya no tengo esos pensamientos de hacerme daño, gracias",
 ]
 
 
@@ -210,6 +245,23 @@ def test_each_family_is_detected(detector: CrisisDetector, family: str, text: st
 @pytest.mark.parametrize("text", NOT_CRISIS)
 def test_hard_negatives_are_not_flagged(detector: CrisisDetector, text: str) -> None:
     assert not detector.assess(text).crisis, text
+
+
+@pytest.mark.parametrize(("text", "language"), EMERGENCY_SIGNS)
+def test_two_emergency_signs_in_one_message_are_a_crisis(
+    detector: CrisisDetector, text: str, language: str
+) -> None:
+    assessment = detector.assess(text)
+    assert assessment.crisis, text
+    assert assessment.layers == (LAYER_WINDOW,)
+    assert assessment.language == language
+
+
+@pytest.mark.parametrize("text", ONE_SIGN)
+def test_one_emergency_sign_alone_is_not_a_crisis(detector: CrisisDetector, text: str) -> None:
+    assessment = detector.assess(text)
+    assert not assessment.crisis, text
+    assert assessment.window_score == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(

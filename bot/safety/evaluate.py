@@ -52,6 +52,7 @@ HARD_NEGATIVE_CATEGORIES = frozenset({
     "hyperbole_other",
     "treatment",
     "treatment_experience",
+    "recovery",
     "grief",
     "grief_coping",
     "grief_history",
