@@ -699,3 +699,38 @@ def test_history_and_jokes_sections_are_checked(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "general:\n  topic: [suicide]\n  question: [how]\n")
     with pytest.raises(PatternFileError, match="general"):
         load_patterns(path)
+
+
+# Recovery told as such is read like history; told beside a return, or beside an overdose,
+# everything counts.
+RECOVERY = [
+    "Before my series I cut most nights. The urge to cut has completely disappeared since.",
+    "I came in wanting to kill myself and now I'm booking a beach trip",
+    "I tried to hang myself when I was 19. I'm 60 now and never felt that way again.",
+    "the thoughts of suicide went away after the second infusion, thank you all",
+]
+RECOVERY_BESIDE_A_RETURN = [
+    "the thoughts of suicide went away after the second infusion but they're back tonight",
+    "I came in wanting to kill myself and I still want to",
+    "I tried to hang myself when I was 19. Never felt that way again until this week.",
+    "the urge to cut disappeared for a month, but I'm cutting again",
+]
+
+
+@pytest.mark.parametrize("text", RECOVERY)
+def test_recovery_is_masked_and_left_out_of_what_is_scored(
+    detector: CrisisDetector, text: str
+) -> None:
+    assert not detector.assess(text).crisis, text
+    assert detector.classifier_text(text) != text
+
+
+@pytest.mark.parametrize("text", RECOVERY_BESIDE_A_RETURN)
+def test_recovery_beside_a_return_still_counts(detector: CrisisDetector, text: str) -> None:
+    assert detector.assess(text).crisis, text
+
+
+def test_recovery_never_masks_an_overdose(detector: CrisisDetector) -> None:
+    text = "he was six months clean, the urges went away, and now he took all my xanax"
+    assert detector.assess(text).crisis
+    assert detector.assess(text).poison_control

@@ -274,6 +274,8 @@ class _Compiled:
     general_topic: Matcher
     general_question: Matcher
     general_personal: Matcher
+    recovery_over: Matcher
+    recovery_relapse: Matcher
     keys: dict[int, tuple[Family, Phrase]] = field(default_factory=dict)
 
 
@@ -466,6 +468,7 @@ class CrisisDetector:
             jokes_marker=Matcher(vocab), jokes_cause=Matcher(vocab),
             jokes_serious=Matcher(vocab), general_topic=Matcher(vocab),
             general_question=Matcher(vocab), general_personal=Matcher(vocab),
+            recovery_over=Matcher(vocab), recovery_relapse=Matcher(vocab),
         )
         for family in self.patterns.families:
             for index, phrase in enumerate(family.phrases):
@@ -488,7 +491,9 @@ class CrisisDetector:
                               ("jokes_serious", self.patterns.jokes_serious),
                               ("general_topic", self.patterns.general_topic),
                               ("general_question", self.patterns.general_question),
-                              ("general_personal", self.patterns.general_personal)):
+                              ("general_personal", self.patterns.general_personal),
+                              ("recovery_over", self.patterns.recovery_over),
+                              ("recovery_relapse", self.patterns.recovery_relapse)):
             for index, phrase in enumerate(phrases):
                 where = f"{name.replace('_', '.')}[{index}]"
                 getattr(compiled, name).add(f"{name}:{index}", self._phrase_specs(phrase, where))
@@ -524,13 +529,15 @@ class CrisisDetector:
         denials = self._denials(doc)
         sentences = _Sentences(self, text, doc)
         history = self._history(doc, sentences)
+        recovery = self._recovery(doc, sentences)
         jokes = self._jokes(doc, sentences)
         expressions = [(start, end) for _, start, end in self._compiled.masks(doc)
                        if not self._limited(doc, end)]
         masks = expressions + denials + history
-        # A laugh does not make an overdose safe ("took my whole bottle of ativan ... lol"):
-        # jokes mask every family but overdoses.
-        joke_masks = masks + jokes
+        # A laugh does not make an overdose safe ("took my whole bottle of ativan ... lol"), nor
+        # does recovery told beside one ("six months clean and he's barely breathing"): jokes
+        # and recovery mask every family but overdoses.
+        joke_masks = masks + jokes + recovery
         strong: list[Cue] = []
         weak_spans: list[Span] = []
         weak_cues: dict[tuple[int, int], Cue] = {}
@@ -568,12 +575,12 @@ class CrisisDetector:
             if all((cue.family, cue.phrase) != (seen.family, seen.phrase) for seen in weak):
                 weak.append(cue)
         scored = None
-        if denials or history or jokes:
-            left_out = {index for start, end in denials + history + jokes
+        if denials or history or jokes or recovery:
+            left_out = {index for start, end in denials + history + jokes + recovery
                         for index in range(start, end)}
             scored = " ".join(token.text for token in doc if token.i not in left_out)
         return MessageSignals(cues=tuple(strong + weak), scored_text=scored,
-                              history=bool(history), joke=bool(jokes))
+                              history=bool(history or recovery), joke=bool(jokes))
 
     def classifier_text(self, text: str) -> str:
         """The message as the classifier should score it: without the person's denials, the
@@ -634,8 +641,27 @@ class CrisisDetector:
         told beside a present is not reassurance, and the whole message is scored.
         """
         compiled = self._compiled
+        # "I have never felt that way again" tells recovery: its "again" is not the present.
+        recovered: list[tuple[int, int]] = []
+        if len(compiled.recovery_over) and not (
+            len(compiled.recovery_relapse) and compiled.recovery_relapse(doc)
+        ):
+            recovered = [(start, end) for _, start, end in compiled.recovery_over(doc)]
         return self._masked_sentences(
-            doc, sentences, (compiled.history_past,), compiled.history_present
+            doc, sentences, (compiled.history_past,), compiled.history_present, recovered
+        )
+
+    def _recovery(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
+        """The token spans of the sentences that tell the person's recovery.
+
+        A sentence is recovery when it has a ``recovery.over`` phrase (the thoughts "went
+        away", "I came in wanting to die", "before ketamine"). None counts when the message
+        has a ``recovery.relapse`` phrase anywhere ("they're back", "worse", "tonight", "want
+        to die"): recovery told beside a return is not reassurance. Masked like history.
+        """
+        compiled = self._compiled
+        return self._masked_sentences(
+            doc, sentences, (compiled.recovery_over,), compiled.recovery_relapse
         )
 
     def _jokes(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
@@ -653,17 +679,24 @@ class CrisisDetector:
 
     @staticmethod
     def _masked_sentences(
-        doc: Doc, sentences: _Sentences, needed: Sequence[Matcher], cancel: Matcher
+        doc: Doc,
+        sentences: _Sentences,
+        needed: Sequence[Matcher],
+        cancel: Matcher,
+        ignored: Sequence[tuple[int, int]] = (),
     ) -> list[tuple[int, int]]:
         """The sentences that hold a match of every matcher in ``needed``; none when ``cancel``
-        matches anywhere in the message."""
+        matches anywhere in the message outside the ``ignored`` spans."""
         starts: list[list[int]] = []
         for matcher in needed:
             found = [start for _, start, _ in matcher(doc)] if len(matcher) else []
             if not found:
                 return []
             starts.append(found)
-        if len(cancel) and cancel(doc):
+        if len(cancel) and any(
+            not any(i_start <= start and end <= i_end for i_start, i_end in ignored)
+            for _, start, end in cancel(doc)
+        ):
             return []
         return [(start, end) for start, end in sentences()
                 if all(any(start <= index < end for index in found) for found in starts)]

@@ -116,6 +116,12 @@ class PatternSet:
     # with no ``general_personal`` word (the writer or a particular person), in a message with
     # no ``history_present`` phrase, is left to the model's classifier. Where the classifier is
     # not available it still counts.
+    # Recovery told as such ("the thoughts completely went away after the 4th infusion", "I came
+    # in wanting to die and I'm leaving wanting to plan a trip"): a sentence with a
+    # ``recovery_over`` phrase is masked like history, unless the message has a
+    # ``recovery_relapse`` phrase ("they're back", "worse", "tonight").
+    recovery_over: tuple[Phrase, ...] = ()
+    recovery_relapse: tuple[Phrase, ...] = ()
     general_topic: tuple[Phrase, ...] = ()
     general_question: tuple[Phrase, ...] = ()
     general_personal: tuple[Phrase, ...] = ()
@@ -313,6 +319,7 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
     history = _section(raw, "history", ("past", "present"), path)
     jokes = _section(raw, "jokes", ("marker", "cause", "serious"), path)
     general = _section(raw, "general", ("topic", "question", "personal"), path)
+    recovery = _section(raw, "recovery", ("over", "relapse"), path)
     return PatternSet(
         families=families, not_crisis=not_crisis, spellings=spellings, fuzzy=fuzzy,
         denials=denials, history_past=history["past"], history_present=history["present"],
@@ -320,6 +327,7 @@ def load_patterns(path: Path = DEFAULT_PATTERN_FILE) -> PatternSet:
         jokes_serious=jokes["serious"],
         general_topic=general["topic"], general_question=general["question"],
         general_personal=general["personal"],
+        recovery_over=recovery["over"], recovery_relapse=recovery["relapse"],
     )
 
 
