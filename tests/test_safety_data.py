@@ -22,7 +22,8 @@ TEST_SETS = [
                  "crisis_fresh2.jsonl", "crisis_fresh3.jsonl", "crisis_fresh4.jsonl",
                  "crisis_fresh5.jsonl", "crisis_fresh6.jsonl", "crisis_fresh7.jsonl",
                  "crisis_fresh8.jsonl", "crisis_fresh9.jsonl", "crisis_fresh10.jsonl",
-                 "crisis_fresh11.jsonl", "crisis_fresh12.jsonl", "crisis_fresh13.jsonl")
+                 "crisis_fresh11.jsonl", "crisis_fresh12.jsonl", "crisis_fresh13.jsonl",
+                 "crisis_fresh14.jsonl", "crisis_fresh15.jsonl")
 ]
 DEV_SET = PROJECT_ROOT / "tests" / "safety" / "crisis_dev.jsonl"
 SHARED_DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "crisis_dev.jsonl"
