@@ -680,8 +680,8 @@ def test_past_year_only_matches_years_at_least_two_years_ago(detector: CrisisDet
 def test_sentences_line_up_with_the_reading(detector: CrisisDetector) -> None:
     text = "kms... no wait. Attempt in 2010!! ok; doing ok\nbye"
     doc = detector.read(text)
-    spans = detector._sentences(text, doc)
-    assert [doc[start:end].text for start, end in spans] == [
+    marks = detector._sentence_marks(text, doc)
+    assert [doc[start:end].text for start, end, _ in marks] == [
         "kill myself", "no wait", "attempt in 2010", "ok", "doing ok", "bye",
     ]
 
@@ -734,3 +734,21 @@ def test_recovery_never_masks_an_overdose(detector: CrisisDetector) -> None:
     text = "he was six months clean, the urges went away, and now he took all my xanax"
     assert detector.assess(text).crisis
     assert detector.assess(text).poison_control
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "40 days clean from cutting but crushing chest pain since the session",
+        "the urges went away since the infusion, but chest pain and my left arm is numb",
+    ],
+)
+def test_recovery_never_masks_a_medical_emergency(detector: CrisisDetector, text: str) -> None:
+    assert detector.assess(text).crisis, text
+
+
+def test_the_medical_families_are_marked() -> None:
+    medical = {family.name for family in load_patterns().families if family.medical}
+    assert medical == {
+        "overdose", "spanish_overdose", "emergency", "emergency_signs", "emergency_signs_es"
+    }

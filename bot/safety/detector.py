@@ -528,15 +528,17 @@ class CrisisDetector:
         doc = self.read(text)
         denials = self._denials(doc)
         sentences = _Sentences(self, text, doc)
-        history = self._history(doc, sentences)
-        recovery = self._recovery(doc, sentences)
+        recovered = self._recovered(doc)
+        history = self._history(doc, sentences, recovered)
+        recovery = [(start, end) for start, end in sentences()
+                    if any(start <= r_start < end for r_start, _ in recovered)]
         jokes = self._jokes(doc, sentences)
         expressions = [(start, end) for _, start, end in self._compiled.masks(doc)
                        if not self._limited(doc, end)]
         masks = expressions + denials + history
         # A laugh does not make an overdose safe ("took my whole bottle of ativan ... lol"), nor
         # does recovery told beside one ("six months clean and he's barely breathing"): jokes
-        # and recovery mask every family but overdoses.
+        # and recovery mask every family but the medical ones (overdoses, emergency signs).
         joke_masks = masks + jokes + recovery
         strong: list[Cue] = []
         weak_spans: list[Span] = []
@@ -545,7 +547,7 @@ class CrisisDetector:
         for match_id, start, end in self._compiled.matcher(doc):
             family, phrase = self._compiled.keys[match_id]
             if any(m_start <= start and end <= m_end
-                   for m_start, m_end in (masks if family.poison_control else joke_masks)):
+                   for m_start, m_end in (masks if family.medical else joke_masks)):
                 continue
             cue = Cue(
                 family=family.name,
@@ -632,37 +634,36 @@ class CrisisDetector:
                          if start <= t_start and t_end <= end)
         return found
 
-    def _history(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
+    def _history(
+        self, doc: Doc, sentences: _Sentences, recovered: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         """The token spans of the sentences that tell the person's distant past.
 
         A sentence is history when it has a ``history.past`` phrase ("in 2010", "when I was
         16", "years ago", "as a teenager"). None counts when the message has a
         ``history.present`` phrase anywhere ("again", "lately", "tonight", "want to"): a past
-        told beside a present is not reassurance, and the whole message is scored.
+        told beside a present is not reassurance, and the whole message is scored. A present
+        phrase inside one of the ``recovered`` spans does not count: the "again" of "I have
+        never felt that way again" tells recovery, not the present.
         """
         compiled = self._compiled
-        # "I have never felt that way again" tells recovery: its "again" is not the present.
-        recovered: list[tuple[int, int]] = []
-        if len(compiled.recovery_over) and not (
-            len(compiled.recovery_relapse) and compiled.recovery_relapse(doc)
-        ):
-            recovered = [(start, end) for _, start, end in compiled.recovery_over(doc)]
         return self._masked_sentences(
             doc, sentences, (compiled.history_past,), compiled.history_present, recovered
         )
 
-    def _recovery(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
-        """The token spans of the sentences that tell the person's recovery.
-
-        A sentence is recovery when it has a ``recovery.over`` phrase (the thoughts "went
-        away", "I came in wanting to die", "before ketamine"). None counts when the message
-        has a ``recovery.relapse`` phrase anywhere ("they're back", "worse", "tonight", "want
-        to die"): recovery told beside a return is not reassurance. Masked like history.
+    def _recovered(self, doc: Doc) -> list[tuple[int, int]]:
+        """The ``recovery.over`` matches, which tell the person's recovery ("the thoughts went
+        away", "I came in wanting to die"); none when the message has a ``recovery.relapse``
+        phrase anywhere ("they're back", "worse", "tonight", "want to die"): recovery told
+        beside a return is not reassurance. Their sentences are masked like history.
         """
         compiled = self._compiled
-        return self._masked_sentences(
-            doc, sentences, (compiled.recovery_over,), compiled.recovery_relapse
-        )
+        if not len(compiled.recovery_over):
+            return []
+        over = [(start, end) for _, start, end in compiled.recovery_over(doc)]
+        if not over or (len(compiled.recovery_relapse) and compiled.recovery_relapse(doc)):
+            return []
+        return over
 
     def _jokes(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
         """The token spans of the sentences that joke about something everyday.
@@ -701,17 +702,14 @@ class CrisisDetector:
         return [(start, end) for start, end in sentences()
                 if all(any(start <= index < end for index in found) for found in starts)]
 
-    def _sentences(self, text: str, doc: Doc) -> list[tuple[int, int]]:
-        """The token span of each sentence of ``text`` in ``doc`` (its reading).
+    def _sentence_marks(self, text: str, doc: Doc) -> list[tuple[int, int, bool]]:
+        """The token span of each sentence of ``text`` in ``doc`` (its reading), and whether
+        the sentence ends with a question mark.
 
         Sentences end at ``. ! ? ;`` and line breaks. Reading drops punctuation, so each
         sentence read alone gives the same tokens as its part of the whole; if the counts do
         not add up (they always should), the message is one sentence.
         """
-        return [(start, end) for start, end, _ in self._sentence_marks(text, doc)]
-
-    def _sentence_marks(self, text: str, doc: Doc) -> list[tuple[int, int, bool]]:
-        """:meth:`_sentences`, with whether each sentence ends with a question mark."""
         marks: list[tuple[int, int, bool]] = []
         start = 0
         parts = _SENTENCE_END.split(text)

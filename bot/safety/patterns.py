@@ -75,6 +75,8 @@ class Family:
         weight: For weak families, what one match adds to the window score.
         language: ``es`` for Spanish families, else ``en``.
         poison_control: Whether a match adds the Poison Control number to the reply.
+        medical: Whether a match is a medical emergency (an overdose, its signs): a joke or
+            recovery told beside it never masks it.
         phrases: The phrases.
     """
 
@@ -85,6 +87,7 @@ class Family:
     language: str
     poison_control: bool
     phrases: tuple[Phrase, ...]
+    medical: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,15 +119,15 @@ class PatternSet:
     # with no ``general_personal`` word (the writer or a particular person), in a message with
     # no ``history_present`` phrase, is left to the model's classifier. Where the classifier is
     # not available it still counts.
+    general_topic: tuple[Phrase, ...] = ()
+    general_question: tuple[Phrase, ...] = ()
+    general_personal: tuple[Phrase, ...] = ()
     # Recovery told as such ("the thoughts completely went away after the 4th infusion", "I came
     # in wanting to die and I'm leaving wanting to plan a trip"): a sentence with a
     # ``recovery_over`` phrase is masked like history, unless the message has a
     # ``recovery_relapse`` phrase ("they're back", "worse", "tonight").
     recovery_over: tuple[Phrase, ...] = ()
     recovery_relapse: tuple[Phrase, ...] = ()
-    general_topic: tuple[Phrase, ...] = ()
-    general_question: tuple[Phrase, ...] = ()
-    general_personal: tuple[Phrase, ...] = ()
 
     def family(self, name: str) -> Family:
         """The family called ``name``.
@@ -275,6 +278,7 @@ def _family(name: str, raw: Any) -> Family:
         language=language,
         poison_control=bool(raw.get("poison_control", False)),
         phrases=_phrases(raw.get("phrases"), where),
+        medical=bool(raw.get("medical", False)),
     )
 
 
