@@ -23,7 +23,7 @@ SPACY_PATTERNS := $(wildcard data/spacy/*.jsonl)
 # fails. The blind and fresh sets were each written by another author and measured as held-out
 # sets (docs/safety.md); `make safety-eval` prints every set.
 CRISIS_EVAL_SETS := tests/safety/crisis_dev.jsonl tests/safety/crisis_test.jsonl
-CRISIS_HELD_OUT_SETS := tests/safety/crisis_blind.jsonl tests/safety/crisis_fresh.jsonl tests/safety/crisis_fresh2.jsonl tests/safety/crisis_fresh3.jsonl tests/safety/crisis_fresh4.jsonl tests/safety/crisis_fresh5.jsonl tests/safety/crisis_fresh6.jsonl tests/safety/crisis_fresh7.jsonl tests/safety/crisis_fresh8.jsonl tests/safety/crisis_fresh9.jsonl tests/safety/crisis_fresh10.jsonl tests/safety/crisis_fresh11.jsonl tests/safety/crisis_fresh12.jsonl tests/safety/crisis_fresh13.jsonl tests/safety/crisis_fresh14.jsonl tests/safety/crisis_fresh15.jsonl
+CRISIS_HELD_OUT_SETS := tests/safety/crisis_blind.jsonl tests/safety/crisis_fresh16.jsonl tests/safety/crisis_fresh17.jsonl tests/safety/crisis_fresh18.jsonl tests/safety/crisis_fresh19.jsonl tests/safety/crisis_fresh20.jsonl tests/safety/crisis_fresh21.jsonl tests/safety/crisis_fresh22.jsonl tests/safety/crisis_fresh23.jsonl
 # The model's crisis classifier is trained on these (bot/safety/classifier.py).
 CRISIS_TRAIN := $(wildcard data/safety/crisis_train*.jsonl)
 

@@ -18,12 +18,10 @@ SAFETY_DATA = PROJECT_ROOT / "data" / "safety"
 # change was drawn from it (docs/safety.md says which were used in development afterwards).
 TEST_SETS = [
     PROJECT_ROOT / "tests" / "safety" / name
-    for name in ("crisis_test.jsonl", "crisis_blind.jsonl", "crisis_fresh.jsonl",
-                 "crisis_fresh2.jsonl", "crisis_fresh3.jsonl", "crisis_fresh4.jsonl",
-                 "crisis_fresh5.jsonl", "crisis_fresh6.jsonl", "crisis_fresh7.jsonl",
-                 "crisis_fresh8.jsonl", "crisis_fresh9.jsonl", "crisis_fresh10.jsonl",
-                 "crisis_fresh11.jsonl", "crisis_fresh12.jsonl", "crisis_fresh13.jsonl",
-                 "crisis_fresh14.jsonl", "crisis_fresh15.jsonl")
+    for name in ("crisis_test.jsonl", "crisis_blind.jsonl", "crisis_fresh16.jsonl",
+                 "crisis_fresh17.jsonl", "crisis_fresh18.jsonl", "crisis_fresh19.jsonl",
+                 "crisis_fresh20.jsonl", "crisis_fresh21.jsonl", "crisis_fresh22.jsonl",
+                 "crisis_fresh23.jsonl")
 ]
 DEV_SET = PROJECT_ROOT / "tests" / "safety" / "crisis_dev.jsonl"
 SHARED_DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "crisis_dev.jsonl"

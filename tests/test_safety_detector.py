@@ -49,6 +49,7 @@ FAMILY_EXAMPLES = {
         "I'm so tired of being alive",
     ],
     "plan": [
+        "does my policy pay out if it's suicide",
         "I've been stockpiling my pills",
         "how many of my sleeping pills would be fatal, asking for myself",
         "I wrote a goodbye letter to my kids",
@@ -69,6 +70,8 @@ FAMILY_EXAMPLES = {
         "my leg won't stop bleeding from where I cut it",
     ],
     "overdose": [
+        "took both my evening pills again by accident and now I'm so dizzy",
+        "doubled up on my clonazepam and now my breathing is slow",
         "I took a whole bottle of my sleeping pills",
         "dizzy and shaky after taking all my seroquel an hour ago",
         "I think I overdosed",
@@ -128,6 +131,9 @@ NOT_CRISIS = [
     "the infusion killed my depression",
     "my grandmother died last year",
     "how do I end this chat",
+    "moving house in one weekend is basically suicide",
+    "my psychiatrist said ketamine can reduce suicidal thoughts quickly",
+    "do boosters keep the suicidal thoughts from coming back?",
     "my phone is dying",
     "I'm dead tired after work",
     "what does a booster cost?",
@@ -303,6 +309,16 @@ def test_crisis_inside_an_intake_answer(detector: CrisisDetector) -> None:
 def test_reading_folds_case_accents_punctuation_and_emoji() -> None:
     assert fold("Quiero SUICIDARME!!! 😔") == "quiero suicidarme"
     assert fold("I can’t") == "i can't"
+    # letters written with dots are joined
+    assert fold("K.M.S.") == "kms"
+    assert fold("at 3 a.m. then") == "at 3 am then"
+
+
+def test_initials_do_not_split_sentences(detector: CrisisDetector) -> None:
+    text = "In 2010 I overdosed. I have pills saved up for 3 a.m."
+    signals = detector.signals(text)
+    assert signals.history
+    assert {cue.family for cue in signals.strong} == {"plan"}
 
 
 @pytest.mark.parametrize(
@@ -312,6 +328,7 @@ def test_reading_folds_case_accents_punctuation_and_emoji() -> None:
         ("i dont want to live", ["i", "do", "not", "want", "to", "live"]),
         ("killing myself", ["kill", "myself"]),
         ("kms", ["kill", "myself"]),
+        ("k.m.s.", ["kill", "myself"]),
         ("thinkin of killin myself", ["think", "of", "kill", "myself"]),
         ("suicdie", ["suicide"]),
     ],
@@ -519,6 +536,8 @@ DENIALS = [
     ("no thoughts of being better off dead, just tired", "just tired"),
     ("feeling flat, no thoughts of suicide or self harm", "feeling flat"),
     ("estoy cansada pero no pienso en hacerme daño", "estoy cansada pero"),
+    ("Sleep ok. No current thoughts. Energy low", "sleep ok energy low"),
+    ("feeling flat, not hurting myself, just tired", "feeling flat just tired"),
 ]
 
 
@@ -590,6 +609,11 @@ HISTORY = [
     ("My uncle died by suicide. Putting it in the family history box",
      "putting it in the family history box"),
     ("intenté suicidarme hace muchos años. ahora estoy estable", "ahora estoy estable"),
+    # a present phrase inside a denial ("no current thoughts") does not cancel the history
+    ("Overdose attempt in 2008, no current thoughts. Here for the fatigue",
+     "here for the fatigue"),
+    ("Suicidal ideation is on my chart from my old psychiatrist. Mostly I want help with sleep",
+     "mostly i want help with sleep"),
 ]
 
 
@@ -606,6 +630,7 @@ HISTORY = [
         # recent is never history
         "I tried to kill myself last week",
         "I overdosed 3 days ago on purpose",
+        "Two months ago I tried to kill myself and ended up in the ICU",
         # a year this year or last is not the distant past
         f"I tried to kill myself in {date.today().year}",
         # a relative in danger now
@@ -708,12 +733,30 @@ RECOVERY = [
     "I came in wanting to kill myself and now I'm booking a beach trip",
     "I tried to hang myself when I was 19. I'm 60 now and never felt that way again.",
     "the thoughts of suicide went away after the second infusion, thank you all",
+    "I was suicidal when I first started here. I'm not anymore.",
+    "Began the infusions last spring when I was suicidal, now I coach my son's soccer team",
+    # "back at work" is not the thoughts coming back
+    "The suicidal thoughts went away after the fourth infusion and I'm back at work",
+    # then and now
+    "Six weeks ago I wanted to die. Today I planted tomatoes with my niece.",
+    "I went from planning my funeral to planning a wedding",
+    "the old me would have wanted to die over this, now I just call my sister",
+    "my suicidal ideation scores dropped since the infusions",
 ]
 RECOVERY_BESIDE_A_RETURN = [
     "the thoughts of suicide went away after the second infusion but they're back tonight",
     "I came in wanting to kill myself and I still want to",
     "I tried to hang myself when I was 19. Never felt that way again until this week.",
     "the urge to cut disappeared for a month, but I'm cutting again",
+    "I was suicidal when I first came in. The thoughts are back this week.",
+    "the suicidal thoughts went away but I'm back in a dark place and want to die",
+    "the urges to cut went away after infusion 2, but today I cut",
+]
+# A relapse told in passing beside the treatment is not masked as recovery: the classifier
+# scores the whole message.
+RELAPSE_IN_PASSING = [
+    "Sleep ok. I cut on Sunday, first time since before my infusions.",
+    "Before ketamine I burned myself most weeks. I burned myself again yesterday.",
 ]
 
 
@@ -723,6 +766,11 @@ def test_recovery_is_masked_and_left_out_of_what_is_scored(
 ) -> None:
     assert not detector.assess(text).crisis, text
     assert detector.classifier_text(text) != text
+
+
+@pytest.mark.parametrize("text", RELAPSE_IN_PASSING)
+def test_a_relapse_in_passing_is_scored_whole(detector: CrisisDetector, text: str) -> None:
+    assert detector.classifier_text(text) == text
 
 
 @pytest.mark.parametrize("text", RECOVERY_BESIDE_A_RETURN)

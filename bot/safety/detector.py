@@ -85,6 +85,9 @@ _LAUGHING = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F639\U0001F605]")
 _SENTENCE_END = re.compile(r"([.!?;\n\u2026]+)")
 """Where a sentence ends (kept by ``re.split``, to tell questions)."""
 
+_INITIALS = re.compile(r"\b([a-zA-Z])\.(?=[a-zA-Z]\b)")
+"""A single letter, a dot, and another single letter: "k.m.s", "a.m"."""
+
 _NOT = {"n't": "not", "nt": "not", "not": "not"}
 _CONTRACTION_HEADS = {"ca": "can", "wo": "will", "sha": "shall", "ai": "be"}
 
@@ -101,8 +104,15 @@ _ENGLISH_TEXT = (
 _ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
 
 
+def join_initials(text: str) -> str:
+    """Join single letters written with dots between them: "k.m.s." reads "kms.", "a.m." "am."."""
+    return _INITIALS.sub(r"\1", text)
+
+
 def fold(text: str) -> str:
     """Lower-case, drop accents, and turn everything but letters, digits and ``'`` into spaces.
+
+    Letters written with dots ("k.m.s.") are joined first (:func:`join_initials`).
 
     Args:
         text: Any text.
@@ -110,7 +120,7 @@ def fold(text: str) -> str:
     Returns:
         The folded text, words separated by single spaces.
     """
-    text = _LAUGHING.sub(" lol ", text)
+    text = _LAUGHING.sub(" lol ", join_initials(text))
     text = unicodedata.normalize("NFKD", text.replace("\u2019", "'").replace("\u2018", "'"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = re.sub(r"[^a-z0-9'\s]+", " ", text)
@@ -529,7 +539,7 @@ class CrisisDetector:
         denials = self._denials(doc)
         sentences = _Sentences(self, text, doc)
         recovered = self._recovered(doc)
-        history = self._history(doc, sentences, recovered)
+        history = self._history(doc, sentences, [*recovered, *denials])
         recovery = [(start, end) for start, end in sentences()
                     if any(start <= r_start < end for r_start, _ in recovered)]
         jokes = self._jokes(doc, sentences)
@@ -635,7 +645,7 @@ class CrisisDetector:
         return found
 
     def _history(
-        self, doc: Doc, sentences: _Sentences, recovered: Sequence[tuple[int, int]]
+        self, doc: Doc, sentences: _Sentences, ignored: Sequence[tuple[int, int]]
     ) -> list[tuple[int, int]]:
         """The token spans of the sentences that tell the person's distant past.
 
@@ -643,12 +653,13 @@ class CrisisDetector:
         16", "years ago", "as a teenager"). None counts when the message has a
         ``history.present`` phrase anywhere ("again", "lately", "tonight", "want to"): a past
         told beside a present is not reassurance, and the whole message is scored. A present
-        phrase inside one of the ``recovered`` spans does not count: the "again" of "I have
-        never felt that way again" tells recovery, not the present.
+        phrase inside one of the ``ignored`` spans (recovery phrases and denials) does not
+        count: the "again" of "I have never felt that way again" tells recovery, and the
+        "current thoughts" of "no current thoughts" a denial, not the present.
         """
         compiled = self._compiled
         return self._masked_sentences(
-            doc, sentences, (compiled.history_past,), compiled.history_present, recovered
+            doc, sentences, (compiled.history_past,), compiled.history_present, ignored
         )
 
     def _recovered(self, doc: Doc) -> list[tuple[int, int]]:
@@ -712,7 +723,8 @@ class CrisisDetector:
         """
         marks: list[tuple[int, int, bool]] = []
         start = 0
-        parts = _SENTENCE_END.split(text)
+        # Initials are joined first, as the reading joins them: "k.m.s." is one sentence.
+        parts = _SENTENCE_END.split(join_initials(text))
         # re.split with a group: text, ending, text, ending, ..., text.
         for index in range(0, len(parts), 2):
             ending = parts[index + 1] if index + 1 < len(parts) else ""

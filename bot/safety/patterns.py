@@ -222,7 +222,8 @@ def _parse_words(variant: str, text: str, where: str) -> tuple[Slot, ...]:
             continue
         if raw.startswith("[") != raw.endswith("]"):
             raise PatternFileError(
-                f"{where}: {text!r}: [optional] takes one word; write (a b|) groups instead"
+                f"{where}: {text!r}: [optional] takes one word; write the phrase with and "
+                "without the words"
             )
         optional = raw.startswith("[") and raw.endswith("]")
         body = raw[1:-1] if optional else raw
