@@ -751,12 +751,15 @@ RECOVERY_BESIDE_A_RETURN = [
     "I was suicidal when I first came in. The thoughts are back this week.",
     "the suicidal thoughts went away but I'm back in a dark place and want to die",
     "the urges to cut went away after infusion 2, but today I cut",
+    # the future is not recovery
+    "I'll start my infusions next week when I am less suicidal, I hope",
 ]
-# A relapse told in passing beside the treatment is not masked as recovery: the classifier
-# scores the whole message.
+# A relapse told in passing beside the treatment, and "before" told of the future, are not
+# masked as recovery: the classifier scores the whole message.
 RELAPSE_IN_PASSING = [
     "Sleep ok. I cut on Sunday, first time since before my infusions.",
     "Before ketamine I burned myself most weeks. I burned myself again yesterday.",
+    "how do I hide fresh burn marks before my infusion Thursday",
 ]
 
 
