@@ -540,8 +540,9 @@ class CrisisDetector:
         sentences = _Sentences(self, text, doc)
         recovered = self._recovered(doc)
         history = self._history(doc, sentences, [*recovered, *denials])
+        # Sentences are split only when a reading needs them: most messages tell no recovery.
         recovery = [(start, end) for start, end in sentences()
-                    if any(start <= r_start < end for r_start, _ in recovered)]
+                    if any(start <= r_start < end for r_start, _ in recovered)] if recovered else []
         jokes = self._jokes(doc, sentences)
         expressions = [(start, end) for _, start, end in self._compiled.masks(doc)
                        if not self._limited(doc, end)]
@@ -626,10 +627,8 @@ class CrisisDetector:
         "suicidal again, can anyone call?".
         """
         compiled = self._compiled
-        if not len(compiled.general_topic):
-            return []
-        topics = [(start, end) for _, start, end in compiled.general_topic(doc)]
-        if not topics or (len(compiled.history_present) and compiled.history_present(doc)):
+        topics = self._matches_unless(doc, compiled.general_topic, compiled.history_present)
+        if not topics:
             return []
         asking = {start for _, start, _ in compiled.general_question(doc)}
         personal = {index for _, start, end in compiled.general_personal(doc)
@@ -669,12 +668,17 @@ class CrisisDetector:
         beside a return is not reassurance. Their sentences are masked like history.
         """
         compiled = self._compiled
-        if not len(compiled.recovery_over):
+        return self._matches_unless(doc, compiled.recovery_over, compiled.recovery_relapse)
+
+    @staticmethod
+    def _matches_unless(doc: Doc, found: Matcher, cancel: Matcher) -> list[tuple[int, int]]:
+        """The token spans ``found`` matches in ``doc``; none when ``cancel`` matches anywhere."""
+        if not len(found):
             return []
-        over = [(start, end) for _, start, end in compiled.recovery_over(doc)]
-        if not over or (len(compiled.recovery_relapse) and compiled.recovery_relapse(doc)):
+        spans = [(start, end) for _, start, end in found(doc)]
+        if not spans or (len(cancel) and cancel(doc)):
             return []
-        return over
+        return spans
 
     def _jokes(self, doc: Doc, sentences: _Sentences) -> list[tuple[int, int]]:
         """The token spans of the sentences that joke about something everyday.
